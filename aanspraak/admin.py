@@ -1,0 +1,115 @@
+"""Admin for parties, clients, schools, consent and products. Secrets are never shown: the
+hub's credentials towards a party are write-only, client secrets are hashed and excluded."""
+
+from django import forms
+from django.contrib import admin
+
+from .models import Client, Consent, Party, Product, School, SchoolOrganisationId, WorkerHeartbeat
+
+
+class PartyForm(forms.ModelForm):
+    # Write-only: an empty field keeps the stored secret.
+    new_endpoint_client_secret = forms.CharField(
+        label="Endpoint client secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the stored secret. Never displayed.",
+    )
+
+    class Meta:
+        model = Party
+        exclude = ["endpoint_client_secret"]
+
+    def save(self, commit=True):
+        party = super().save(commit=False)
+        if self.cleaned_data.get("new_endpoint_client_secret"):
+            party.endpoint_client_secret = self.cleaned_data["new_endpoint_client_secret"]
+        if commit:
+            party.save()
+        return party
+
+
+class ClientInline(admin.TabularInline):
+    model = Client
+    fields = ["client_id", "name", "allowed_scopes"]
+    readonly_fields = ["client_id", "name", "allowed_scopes"]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Party)
+class PartyAdmin(admin.ModelAdmin):
+    form = PartyForm
+    list_display = ["name", "roles_display", "portal_id", "endpoint_base_url"]
+    list_filter = ["is_seller", "is_licensor", "is_portal", "is_dashboard", "is_school_admin"]
+    search_fields = ["name", "portal_id"]
+    inlines = [ClientInline]
+
+    @admin.display(description="roles")
+    def roles_display(self, party: Party) -> str:
+        return ", ".join(party.roles)
+
+
+# django-oauth-toolkit registers its own admin for the (swapped) Application model; ours
+# shows the party and scopes and never the (hashed) secret.
+if admin.site.is_registered(Client):
+    admin.site.unregister(Client)
+
+
+@admin.register(Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = ["client_id", "name", "party", "allowed_scopes"]
+    list_filter = ["party"]
+    search_fields = ["client_id", "name", "party__name"]
+    exclude = ["client_secret", "user"]
+    readonly_fields = ["client_id"]
+
+
+class SchoolOrganisationIdInline(admin.TabularInline):
+    model = SchoolOrganisationId
+    extra = 0
+
+
+class ConsentInline(admin.TabularInline):
+    model = Consent
+    extra = 0
+    autocomplete_fields = ["party"]
+
+
+@admin.register(School)
+class SchoolAdmin(admin.ModelAdmin):
+    list_display = ["name", "organisation_master_identifier", "administration"]
+    search_fields = [
+        "name",
+        "organisation_master_identifier",
+        "organisation_ids__organisation_id",
+    ]
+    list_filter = ["administration"]
+    inlines = [SchoolOrganisationIdInline, ConsentInline]
+
+
+@admin.register(Consent)
+class ConsentAdmin(admin.ModelAdmin):
+    list_display = ["school", "party", "granted_at"]
+    list_filter = ["party"]
+    search_fields = ["school__name", "school__organisation_master_identifier", "party__name"]
+
+
+@admin.register(SchoolOrganisationId)
+class SchoolOrganisationIdAdmin(admin.ModelAdmin):
+    list_display = ["organisation_id", "organisation_id_type", "school"]
+    list_filter = ["organisation_id_type"]
+    search_fields = ["organisation_id", "school__name"]
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["product_id", "name", "licensor"]
+    list_filter = ["licensor"]
+    search_fields = ["product_id", "name"]
+
+
+@admin.register(WorkerHeartbeat)
+class WorkerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["hostname", "last_seen"]

@@ -1,0 +1,45 @@
+"""Enumerations shared across the hub: roles, OAuth2 scopes and the seeds' identifier types."""
+
+from django.db import models
+
+
+class Role(models.TextChoices):
+    SELLER = "seller", "Bestelomgeving leermiddelen (seller)"
+    LICENSOR = "licensor", "Licentieregistratie (licence registry)"
+    PORTAL = "portal", "Leermiddelenportaal (portal)"
+    DASHBOARD = "dashboard", "Leermiddelendashboard (dashboard)"
+    SCHOOL_ADMIN = "school-admin", "Administratiesysteem onderwijsdeelnemer (school admin)"
+
+
+class Scope(models.TextChoices):
+    ENTITLEMENT_SELLER = "eduv.entitlement.seller", "Seller: place and read delivery orders"
+    ENTITLEMENT_LICENSOR = "eduv.entitlement.licensor", "Licence registry: read and confirm"
+    ENTITLEMENT_PORTAL = "eduv.entitlement.portal", "Portal: read and confirm (with consent)"
+    ENTITLEMENT_DASHBOARD = "eduv.entitlement.dashboard", "Dashboard: read (with consent)"
+    USAGE_LICENSOR = "eduv.usage.licensor", "Licence registry: report initial activations"
+
+
+# The role a party must have before a client of it may be registered with a scope.
+SCOPE_ROLE: dict[str, str] = {
+    Scope.ENTITLEMENT_SELLER: Role.SELLER,
+    Scope.ENTITLEMENT_LICENSOR: Role.LICENSOR,
+    Scope.ENTITLEMENT_PORTAL: Role.PORTAL,
+    Scope.ENTITLEMENT_DASHBOARD: Role.DASHBOARD,
+    Scope.USAGE_LICENSOR: Role.LICENSOR,
+}
+
+
+class OrganisationIdType(models.TextChoices):
+    OIE_CODE = "OIE_CODE"
+    BP_ID = "BP_ID"
+    DD_ID = "DD_ID"
+    AS_ID = "AS_ID"
+
+
+class UserIdType(models.TextChoices):
+    NEPPI = "NEPPI"
+    BPI = "BPI"
+    EDUID = "eduID"
+    NEPRI = "NEPRI"
+    ASI = "ASI"
+    ECKID = "eckId"

@@ -1,0 +1,1 @@
+"""Services of the shared app: functions that change state."""

@@ -1,0 +1,106 @@
+"""Confirmations (seed 003) and initial activations received from registries and portals.
+
+A row is written in the request, durable before the 202, and decided later by a worker.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+from aanspraak.models import Client, Party
+from entitlements.models import Entitlement, OutboundMessage
+from entitlements.statuses import EntitlementStatus, UrlStatus
+
+
+class ConfirmationKind(models.TextChoices):
+    CONFIRMATION = "confirmation", "Entitlement confirmation (PUT /entitlements/confirmations)"
+    ACTIVATION = "activation", "Initial activation (PUT /usage/activation)"
+
+
+class ConfirmationState(models.TextChoices):
+    PENDING = "pending"
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    REJECTED = "rejected"
+
+
+class Confirmation(models.Model):
+    sender = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="confirmations")
+    client = models.ForeignKey(
+        Client, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    kind = models.CharField(
+        max_length=20, choices=ConfirmationKind.choices, default=ConfirmationKind.CONFIRMATION
+    )
+    receive_id = models.CharField(
+        max_length=200, help_text="entitlementReceiveId (or initialActivationReferenceId)"
+    )
+    reference_id = models.CharField(
+        max_length=200, blank=True, help_text="entitlementReferenceId"
+    )
+    entitlement_ref = models.CharField(max_length=200, help_text="entitlementId as received")
+    product_id = models.CharField(max_length=200)
+    processed_timestamp = models.DateTimeField()
+    new_entitlement_status = models.CharField(
+        max_length=20, choices=EntitlementStatus.choices, null=True, blank=True
+    )
+    url_portal = models.CharField(max_length=200, null=True, blank=True)
+    new_url_status = models.CharField(
+        max_length=20, choices=UrlStatus.choices, null=True, blank=True
+    )
+    body = models.JSONField(help_text="The body as received")
+    state = models.CharField(
+        max_length=20, choices=ConfirmationState.choices, default=ConfirmationState.PENDING
+    )
+    reason = models.TextField(blank=True)
+    # Resolved by the worker.
+    entitlement = models.ForeignKey(
+        Entitlement, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    message = models.ForeignKey(
+        OutboundMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "kind", "receive_id"], name="confirmation_receive_id_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=ConfirmationKind.values), name="confirmation_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=ConfirmationState.values),
+                name="confirmation_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(new_entitlement_status__isnull=True)
+                | Q(new_entitlement_status__in=EntitlementStatus.values),
+                name="confirmation_entitlement_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(new_url_status__isnull=True)
+                | Q(new_url_status__in=UrlStatus.values),
+                name="confirmation_url_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(new_entitlement_status__isnull=False)
+                | Q(new_url_status__isnull=False),
+                name="confirmation_has_new_status",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["received_at"],
+                condition=Q(state="pending"),
+                name="confirmation_pending_idx",
+            ),
+            models.Index(
+                fields=["entitlement", "processed_timestamp"], name="confirmation_replay_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender_id}:{self.receive_id}"

@@ -1,0 +1,157 @@
+"""Admin for delivery orders, entitlements, URL statuses, outbound messages and events."""
+
+from django.contrib import admin
+
+from .models import (
+    DeliveryAttempt,
+    DeliveryOrder,
+    DeliveryOrderIntake,
+    DeliveryOrderPortal,
+    Entitlement,
+    EntitlementUrlStatus,
+    OutboundMessage,
+    StatusEvent,
+)
+
+
+class DeliveryOrderPortalInline(admin.TabularInline):
+    model = DeliveryOrderPortal
+    extra = 0
+
+
+@admin.register(DeliveryOrder)
+class DeliveryOrderAdmin(admin.ModelAdmin):
+    list_display = [
+        "delivery_order_id",
+        "seller",
+        "school",
+        "product",
+        "delivery_type",
+        "status",
+        "start_date",
+        "expiration_date",
+    ]
+    list_filter = ["status", "delivery_type", "product", "seller"]
+    search_fields = ["delivery_order_id", "contract_id", "intakes__reference_id"]
+    list_select_related = ["seller", "school", "product"]
+    raw_id_fields = ["school", "product", "seller"]
+    inlines = [DeliveryOrderPortalInline]
+
+
+@admin.register(DeliveryOrderIntake)
+class DeliveryOrderIntakeAdmin(admin.ModelAdmin):
+    list_display = ["reference_id", "receive_id", "action", "seller", "received_at"]
+    list_filter = ["action", "seller"]
+    search_fields = ["reference_id", "receive_id", "delivery_order__delivery_order_id"]
+    raw_id_fields = ["delivery_order"]
+
+
+class UrlStatusInline(admin.TabularInline):
+    model = EntitlementUrlStatus
+    extra = 0
+    readonly_fields = ["portal", "status", "status_changed_at", "date_last_modified"]
+
+
+class StatusEventInline(admin.TabularInline):
+    model = StatusEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "portal",
+        "from_status",
+        "to_status",
+        "cause",
+        "cause_ref",
+        "effective_at",
+        "recorded_at",
+    ]
+    fields = readonly_fields
+    ordering = ["recorded_at", "id"]
+
+
+@admin.register(Entitlement)
+class EntitlementAdmin(admin.ModelAdmin):
+    list_display = [
+        "entitlement_id",
+        "entitlement_type",
+        "status",
+        "delivery_order",
+        "user_master_identifier",
+        "date_last_modified",
+    ]
+    list_filter = ["status", "entitlement_type", "delivery_order__product", "delivery_order__seller"]
+    search_fields = [
+        "=entitlement_id",
+        "delivery_order__delivery_order_id",
+        "user_master_identifier",
+        "user_ids__icontains",
+        "enrollment_id",
+        "=messages__reference_id",
+    ]
+    list_select_related = ["delivery_order"]
+    raw_id_fields = ["delivery_order"]
+    readonly_fields = ["entitlement_id", "status_changed_at", "date_created", "date_last_modified"]
+    inlines = [UrlStatusInline, StatusEventInline]
+
+
+@admin.register(EntitlementUrlStatus)
+class EntitlementUrlStatusAdmin(admin.ModelAdmin):
+    list_display = ["entitlement", "portal", "status", "date_last_modified"]
+    list_filter = ["status", "portal"]
+    search_fields = ["=entitlement__entitlement_id"]
+    raw_id_fields = ["entitlement"]
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    can_delete = False
+    readonly_fields = ["started_at", "duration_ms", "http_status", "outcome", "error"]
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(admin.ModelAdmin):
+    list_display = [
+        "reference_id",
+        "kind",
+        "recipient",
+        "proposed_entitlement_status",
+        "proposed_url_status",
+        "state",
+        "attempt_count",
+        "created_at",
+    ]
+    list_filter = ["state", "kind", "recipient"]
+    search_fields = [
+        "=reference_id",
+        "=entitlement__entitlement_id",
+        "delivery_order__delivery_order_id",
+    ]
+    list_select_related = ["recipient"]
+    raw_id_fields = ["entitlement", "delivery_order", "intake"]
+    readonly_fields = ["reference_id", "created_at", "delivered_at"]
+    inlines = [DeliveryAttemptInline]
+
+
+@admin.register(DeliveryAttempt)
+class DeliveryAttemptAdmin(admin.ModelAdmin):
+    list_display = ["message", "started_at", "http_status", "outcome", "duration_ms"]
+    list_filter = ["outcome"]
+    search_fields = ["=message__reference_id"]
+    raw_id_fields = ["message"]
+
+
+@admin.register(StatusEvent)
+class StatusEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "entitlement",
+        "portal",
+        "from_status",
+        "to_status",
+        "cause",
+        "effective_at",
+        "recorded_at",
+    ]
+    list_filter = ["cause", "to_status"]
+    search_fields = ["=entitlement__entitlement_id", "cause_ref"]
+    raw_id_fields = ["entitlement"]

@@ -1,0 +1,335 @@
+"""Delivery orders, their entitlements and URL statuses, the hub's outbound messages and the
+history of every status change."""
+
+import uuid
+
+from django.db import models
+from django.db.models import F, Q
+
+from aanspraak.models import Party, Product, School
+
+from .statuses import (
+    ACTIVATION_CODE_TYPES,
+    END_DATE_STATUSES,
+    AttemptOutcome,
+    DeliveryOrderStatus,
+    DeliveryType,
+    EntitlementStatus,
+    EntitlementType,
+    EventCause,
+    MessageKind,
+    MessageState,
+    UrlStatus,
+)
+
+
+class DeliveryOrder(models.Model):
+    """One delivery order of one product for one school, as placed by a seller."""
+
+    seller = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="delivery_orders")
+    delivery_order_id = models.CharField(max_length=200)
+    contract_id = models.CharField(max_length=200, null=True, blank=True)
+    school = models.ForeignKey(School, on_delete=models.PROTECT, related_name="delivery_orders")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="delivery_orders")
+    delivery_type = models.CharField(max_length=40, choices=DeliveryType.choices)
+    start_date = models.DateField()
+    activation_until_date = models.DateField()
+    expiration_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=DeliveryOrderStatus.choices, default=DeliveryOrderStatus.ORDERED
+    )
+    portals = models.ManyToManyField(
+        Party, through="DeliveryOrderPortal", related_name="portal_delivery_orders"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seller", "delivery_order_id"], name="deliveryorder_unique_per_seller"
+            ),
+            models.CheckConstraint(
+                condition=Q(delivery_type__in=DeliveryType.values),
+                name="deliveryorder_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DeliveryOrderStatus.values),
+                name="deliveryorder_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(activation_until_date__gte=F("start_date")),
+                name="deliveryorder_activation_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(expiration_date__isnull=True)
+                | Q(expiration_date__gte=F("start_date")),
+                name="deliveryorder_expiration_after_start",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=DeliveryOrderStatus.CANCELLED) | Q(end_date__isnull=False),
+                name="deliveryorder_cancelled_has_end_date",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["delivery_order_id"], name="deliveryorder_doid_idx"),
+            models.Index(fields=["expiration_date"], name="deliveryorder_expiration_idx"),
+            models.Index(fields=["contract_id"], name="deliveryorder_contract_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.delivery_order_id
+
+
+class DeliveryOrderPortal(models.Model):
+    """A portal that receives the entitlements of a delivery order."""
+
+    delivery_order = models.ForeignKey(DeliveryOrder, on_delete=models.CASCADE)
+    portal = models.ForeignKey(Party, on_delete=models.PROTECT)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["delivery_order", "portal"], name="deliveryorderportal_unique"
+            ),
+        ]
+
+
+class DeliveryOrderIntake(models.Model):
+    """One received ``PUT /deliveryorders`` message: the idempotency key of intake."""
+
+    class Action(models.TextChoices):
+        ORDER = "order"
+        CANCEL = "cancel"
+
+    seller = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="intakes")
+    reference_id = models.CharField(max_length=200, help_text="deliveryOrderReferenceId")
+    receive_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    delivery_order = models.ForeignKey(
+        DeliveryOrder, on_delete=models.CASCADE, related_name="intakes"
+    )
+    action = models.CharField(max_length=10, choices=Action.choices)
+    body = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seller", "reference_id"], name="intake_reference_unique_per_seller"
+            ),
+            models.CheckConstraint(
+                condition=Q(action__in=["order", "cancel"]), name="intake_action_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference_id
+
+
+class Entitlement(models.Model):
+    """One entitlement: one product for one student, employee or activation code."""
+
+    entitlement_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    delivery_order = models.ForeignKey(
+        DeliveryOrder, on_delete=models.PROTECT, related_name="entitlements"
+    )
+    entitlement_type = models.CharField(max_length=40, choices=EntitlementType.choices)
+    status = models.CharField(
+        max_length=20, choices=EntitlementStatus.choices, default=EntitlementStatus.CREATED
+    )
+    end_date = models.DateField(null=True, blank=True)
+    user_master_identifier = models.CharField(
+        max_length=500, null=True, blank=True, help_text="ECK iD of a student"
+    )
+    user_ids = models.JSONField(null=True, blank=True, help_text="UserReference.userIds")
+    enrollment_id = models.CharField(max_length=200, null=True, blank=True)
+    activation_code = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    specification = models.JSONField(
+        default=dict, blank=True, help_text="entitlementSpecification as served in seed 002"
+    )
+    # processedTimestamp of the confirmation that set the current status (for ordering).
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    date_created = models.DateTimeField(auto_now_add=True)
+    date_last_modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(entitlement_type__in=EntitlementType.values),
+                name="entitlement_type_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=EntitlementStatus.values),
+                name="entitlement_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=END_DATE_STATUSES) | Q(end_date__isnull=False),
+                name="entitlement_end_date_when_ended",
+            ),
+            models.CheckConstraint(
+                condition=~Q(entitlement_type__in=ACTIVATION_CODE_TYPES)
+                | Q(activation_code__isnull=False),
+                name="entitlement_code_types_have_code",
+            ),
+            models.CheckConstraint(
+                condition=Q(entitlement_type__in=ACTIVATION_CODE_TYPES)
+                | Q(user_master_identifier__isnull=False)
+                | Q(user_ids__isnull=False)
+                | Q(enrollment_id__isnull=False),
+                name="entitlement_user_types_have_user",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user_master_identifier"], name="entitlement_eckid_idx"),
+            models.Index(fields=["status"], name="entitlement_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.entitlement_id)
+
+
+class EntitlementUrlStatus(models.Model):
+    """The state of an entitlement's access URL at one portal."""
+
+    entitlement = models.ForeignKey(
+        Entitlement, on_delete=models.CASCADE, related_name="url_statuses"
+    )
+    portal = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=20, choices=UrlStatus.choices, default=UrlStatus.UNINITIALIZED
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    date_last_modified = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "URL status"
+        constraints = [
+            models.UniqueConstraint(fields=["entitlement", "portal"], name="urlstatus_unique"),
+            models.CheckConstraint(
+                condition=Q(status__in=UrlStatus.values), name="urlstatus_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entitlement_id}@{self.portal_id}: {self.status}"
+
+
+class OutboundMessage(models.Model):
+    """A message the hub sends to another party: an Entitlement request (to a registry or
+    portal) or a delivery-order confirmation (to the seller)."""
+
+    reference_id = models.UUIDField(
+        default=uuid.uuid4, unique=True, editable=False, help_text="entitlementReferenceId"
+    )
+    kind = models.CharField(max_length=40, choices=MessageKind.choices)
+    recipient = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="inbox")
+    entitlement = models.ForeignKey(
+        Entitlement, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    delivery_order = models.ForeignKey(
+        DeliveryOrder, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+    )
+    intake = models.ForeignKey(
+        DeliveryOrderIntake, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    proposed_entitlement_status = models.CharField(
+        max_length=20, choices=EntitlementStatus.choices, null=True, blank=True
+    )
+    proposed_url_status = models.CharField(
+        max_length=20, choices=UrlStatus.choices, null=True, blank=True
+    )
+    proposed_end_date = models.DateField(null=True, blank=True)
+    body = models.JSONField(null=True, blank=True, help_text="The body as last sent")
+    state = models.CharField(
+        max_length=20, choices=MessageState.choices, default=MessageState.PENDING
+    )
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=MessageKind.values), name="message_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=MessageState.values), name="message_state_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=MessageKind.ENTITLEMENT_REQUEST)
+                | (
+                    Q(entitlement__isnull=False)
+                    & (
+                        Q(proposed_entitlement_status__isnull=False)
+                        | Q(proposed_url_status__isnull=False)
+                    )
+                ),
+                name="message_request_has_entitlement_and_proposal",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=MessageKind.DELIVERYORDER_CONFIRMATION)
+                | Q(delivery_order__isnull=False),
+                name="message_confirmation_has_order",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(state="pending"),
+                name="message_pending_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.reference_id} → {self.recipient_id}"
+
+
+class DeliveryAttempt(models.Model):
+    """One try to deliver an outbound message."""
+
+    message = models.ForeignKey(OutboundMessage, on_delete=models.CASCADE, related_name="attempts")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=AttemptOutcome.values), name="attempt_outcome_valid"
+            ),
+        ]
+
+
+class StatusEvent(models.Model):
+    """A change of an entitlement's status (portal empty) or of its URL status at a portal.
+
+    ``cause_pk`` points at the confirmation or message that caused it; it is not a foreign key
+    because confirmations depend on entitlements, never the other way round.
+    """
+
+    entitlement = models.ForeignKey(Entitlement, on_delete=models.CASCADE, related_name="events")
+    portal = models.ForeignKey(
+        Party, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    cause = models.CharField(max_length=20, choices=EventCause.choices)
+    cause_pk = models.BigIntegerField(null=True, blank=True)
+    cause_ref = models.CharField(max_length=200, blank=True)
+    effective_at = models.DateTimeField(help_text="When the change became effective")
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(cause__in=EventCause.values), name="statusevent_cause_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["entitlement", "recorded_at"], name="statusevent_timeline_idx"),
+        ]
