@@ -35,9 +35,7 @@ class Confirmation(models.Model):
     receive_id = models.CharField(
         max_length=200, help_text="entitlementReceiveId (or initialActivationReferenceId)"
     )
-    reference_id = models.CharField(
-        max_length=200, blank=True, help_text="entitlementReferenceId"
-    )
+    reference_id = models.CharField(max_length=200, blank=True, help_text="entitlementReferenceId")
     entitlement_ref = models.CharField(max_length=200, help_text="entitlementId as received")
     product_id = models.CharField(max_length=200)
     processed_timestamp = models.DateTimeField()
@@ -81,13 +79,11 @@ class Confirmation(models.Model):
                 name="confirmation_entitlement_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(new_url_status__isnull=True)
-                | Q(new_url_status__in=UrlStatus.values),
+                condition=Q(new_url_status__isnull=True) | Q(new_url_status__in=UrlStatus.values),
                 name="confirmation_url_status_valid",
             ),
             models.CheckConstraint(
-                condition=Q(new_entitlement_status__isnull=False)
-                | Q(new_url_status__isnull=False),
+                condition=Q(new_entitlement_status__isnull=False) | Q(new_url_status__isnull=False),
                 name="confirmation_has_new_status",
             ),
         ]

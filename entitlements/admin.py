@@ -79,7 +79,12 @@ class EntitlementAdmin(admin.ModelAdmin):
         "user_master_identifier",
         "date_last_modified",
     ]
-    list_filter = ["status", "entitlement_type", "delivery_order__product", "delivery_order__seller"]
+    list_filter = [
+        "status",
+        "entitlement_type",
+        "delivery_order__product",
+        "delivery_order__seller",
+    ]
     search_fields = [
         "=entitlement_id",
         "delivery_order__delivery_order_id",

@@ -63,8 +63,7 @@ class DeliveryOrder(models.Model):
                 name="deliveryorder_activation_after_start",
             ),
             models.CheckConstraint(
-                condition=Q(expiration_date__isnull=True)
-                | Q(expiration_date__gte=F("start_date")),
+                condition=Q(expiration_date__isnull=True) | Q(expiration_date__gte=F("start_date")),
                 name="deliveryorder_expiration_after_start",
             ),
             models.CheckConstraint(
@@ -94,6 +93,9 @@ class DeliveryOrderPortal(models.Model):
                 fields=["delivery_order", "portal"], name="deliveryorderportal_unique"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_order_id} → {self.portal_id}"
 
 
 class DeliveryOrderIntake(models.Model):
@@ -304,6 +306,9 @@ class DeliveryAttempt(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.message_id} at {self.started_at:%Y-%m-%d %H:%M:%S}: {self.outcome}"
+
 
 class StatusEvent(models.Model):
     """A change of an entitlement's status (portal empty) or of its URL status at a portal.
@@ -333,3 +338,6 @@ class StatusEvent(models.Model):
         indexes = [
             models.Index(fields=["entitlement", "recorded_at"], name="statusevent_timeline_idx"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.entitlement_id}: {self.from_status or '-'} → {self.to_status}"

@@ -6,42 +6,219 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('aanspraak', '0001_initial'),
-        ('entitlements', '0001_initial'),
+        ("aanspraak", "0001_initial"),
+        ("entitlements", "0001_initial"),
         migrations.swappable_dependency(settings.OAUTH2_PROVIDER_APPLICATION_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Confirmation',
+            name="Confirmation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('confirmation', 'Entitlement confirmation (PUT /entitlements/confirmations)'), ('activation', 'Initial activation (PUT /usage/activation)')], default='confirmation', max_length=20)),
-                ('receive_id', models.CharField(help_text='entitlementReceiveId (or initialActivationReferenceId)', max_length=200)),
-                ('reference_id', models.CharField(blank=True, help_text='entitlementReferenceId', max_length=200)),
-                ('entitlement_ref', models.CharField(help_text='entitlementId as received', max_length=200)),
-                ('product_id', models.CharField(max_length=200)),
-                ('processed_timestamp', models.DateTimeField()),
-                ('new_entitlement_status', models.CharField(blank=True, choices=[('created', 'Created'), ('entitled', 'Entitled'), ('licensed', 'Licensed'), ('cancelled', 'Cancelled'), ('blocked', 'Blocked'), ('expired', 'Expired')], max_length=20, null=True)),
-                ('url_portal', models.CharField(blank=True, max_length=200, null=True)),
-                ('new_url_status', models.CharField(blank=True, choices=[('uninitialized', 'Uninitialized'), ('initialized', 'Initialized'), ('processed', 'Processed'), ('cancelled', 'Cancelled'), ('blocked', 'Blocked'), ('expired', 'Expired')], max_length=20, null=True)),
-                ('body', models.JSONField(help_text='The body as received')),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('applied', 'Applied'), ('duplicate', 'Duplicate'), ('stale', 'Stale'), ('rejected', 'Rejected')], default='pending', max_length=20)),
-                ('reason', models.TextField(blank=True)),
-                ('received_at', models.DateTimeField(auto_now_add=True)),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('client', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL)),
-                ('entitlement', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='entitlements.entitlement')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='entitlements.outboundmessage')),
-                ('sender', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='confirmations', to='aanspraak.party')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            (
+                                "confirmation",
+                                "Entitlement confirmation (PUT /entitlements/confirmations)",
+                            ),
+                            ("activation", "Initial activation (PUT /usage/activation)"),
+                        ],
+                        default="confirmation",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "receive_id",
+                    models.CharField(
+                        help_text="entitlementReceiveId (or initialActivationReferenceId)",
+                        max_length=200,
+                    ),
+                ),
+                (
+                    "reference_id",
+                    models.CharField(
+                        blank=True, help_text="entitlementReferenceId", max_length=200
+                    ),
+                ),
+                (
+                    "entitlement_ref",
+                    models.CharField(help_text="entitlementId as received", max_length=200),
+                ),
+                ("product_id", models.CharField(max_length=200)),
+                ("processed_timestamp", models.DateTimeField()),
+                (
+                    "new_entitlement_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("created", "Created"),
+                            ("entitled", "Entitled"),
+                            ("licensed", "Licensed"),
+                            ("cancelled", "Cancelled"),
+                            ("blocked", "Blocked"),
+                            ("expired", "Expired"),
+                        ],
+                        max_length=20,
+                        null=True,
+                    ),
+                ),
+                ("url_portal", models.CharField(blank=True, max_length=200, null=True)),
+                (
+                    "new_url_status",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("uninitialized", "Uninitialized"),
+                            ("initialized", "Initialized"),
+                            ("processed", "Processed"),
+                            ("cancelled", "Cancelled"),
+                            ("blocked", "Blocked"),
+                            ("expired", "Expired"),
+                        ],
+                        max_length=20,
+                        null=True,
+                    ),
+                ),
+                ("body", models.JSONField(help_text="The body as received")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("applied", "Applied"),
+                            ("duplicate", "Duplicate"),
+                            ("stale", "Stale"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                ("received_at", models.DateTimeField(auto_now_add=True)),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "client",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.OAUTH2_PROVIDER_APPLICATION_MODEL,
+                    ),
+                ),
+                (
+                    "entitlement",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="entitlements.entitlement",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="entitlements.outboundmessage",
+                    ),
+                ),
+                (
+                    "sender",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="confirmations",
+                        to="aanspraak.party",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('state', 'pending')), fields=['received_at'], name='confirmation_pending_idx'), models.Index(fields=['entitlement', 'processed_timestamp'], name='confirmation_replay_idx')],
-                'constraints': [models.UniqueConstraint(fields=('sender', 'kind', 'receive_id'), name='confirmation_receive_id_unique'), models.CheckConstraint(condition=models.Q(('kind__in', ['confirmation', 'activation'])), name='confirmation_kind_valid'), models.CheckConstraint(condition=models.Q(('state__in', ['pending', 'applied', 'duplicate', 'stale', 'rejected'])), name='confirmation_state_valid'), models.CheckConstraint(condition=models.Q(('new_entitlement_status__isnull', True), ('new_entitlement_status__in', ['created', 'entitled', 'licensed', 'cancelled', 'blocked', 'expired']), _connector='OR'), name='confirmation_entitlement_status_valid'), models.CheckConstraint(condition=models.Q(('new_url_status__isnull', True), ('new_url_status__in', ['uninitialized', 'initialized', 'processed', 'cancelled', 'blocked', 'expired']), _connector='OR'), name='confirmation_url_status_valid'), models.CheckConstraint(condition=models.Q(('new_entitlement_status__isnull', False), ('new_url_status__isnull', False), _connector='OR'), name='confirmation_has_new_status')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("state", "pending")),
+                        fields=["received_at"],
+                        name="confirmation_pending_idx",
+                    ),
+                    models.Index(
+                        fields=["entitlement", "processed_timestamp"],
+                        name="confirmation_replay_idx",
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("sender", "kind", "receive_id"),
+                        name="confirmation_receive_id_unique",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["confirmation", "activation"])),
+                        name="confirmation_kind_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("state__in", ["pending", "applied", "duplicate", "stale", "rejected"])
+                        ),
+                        name="confirmation_state_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("new_entitlement_status__isnull", True),
+                            (
+                                "new_entitlement_status__in",
+                                [
+                                    "created",
+                                    "entitled",
+                                    "licensed",
+                                    "cancelled",
+                                    "blocked",
+                                    "expired",
+                                ],
+                            ),
+                            _connector="OR",
+                        ),
+                        name="confirmation_entitlement_status_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("new_url_status__isnull", True),
+                            (
+                                "new_url_status__in",
+                                [
+                                    "uninitialized",
+                                    "initialized",
+                                    "processed",
+                                    "cancelled",
+                                    "blocked",
+                                    "expired",
+                                ],
+                            ),
+                            _connector="OR",
+                        ),
+                        name="confirmation_url_status_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("new_entitlement_status__isnull", False),
+                            ("new_url_status__isnull", False),
+                            _connector="OR",
+                        ),
+                        name="confirmation_has_new_status",
+                    ),
+                ],
             },
         ),
     ]

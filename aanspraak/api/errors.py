@@ -1,0 +1,141 @@
+"""The error contract: every API error is a StatusResponse ``{"status", "statusMessage"}``
+(DESIGN.md §3.1) with the right HTTP code and the chain's functional code."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+
+class FunctionalCode(IntEnum):
+    SCHEMA_INCORRECT = 11
+    SCHEMA_VERSION_NOT_SUPPORTED = 12
+    SCOPE_REQUIRED = 21
+    CONSENT_REQUIRED = 22
+    ORGANISATION_UNKNOWN = 23
+    OTHER = 99
+
+
+def status_body(code: int, message: str) -> dict:
+    """A StatusResponse body."""
+    return {"status": int(code), "statusMessage": message}
+
+
+class ApiError(exceptions.APIException):
+    """An API error with a functional code; raise it from services' callers in views."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    functional_code = FunctionalCode.OTHER
+
+    def __init__(self, message: str, *, http_status: int | None = None, code: int | None = None):
+        super().__init__(detail=message)
+        if http_status is not None:
+            self.status_code = http_status
+        if code is not None:
+            self.functional_code = FunctionalCode(code)
+
+
+class SchemaError(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    functional_code = FunctionalCode.SCHEMA_INCORRECT
+
+
+class ScopeRequired(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    functional_code = FunctionalCode.SCOPE_REQUIRED
+
+
+class ConsentRequired(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    functional_code = FunctionalCode.CONSENT_REQUIRED
+
+
+class Forbidden(ApiError):
+    status_code = status.HTTP_403_FORBIDDEN
+    functional_code = FunctionalCode.OTHER
+
+
+class NotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    functional_code = FunctionalCode.OTHER
+
+
+def _flatten(detail, prefix: str = "") -> list[str]:
+    """Turn DRF's nested validation detail into ``field.path: message`` lines."""
+    if isinstance(detail, dict):
+        lines: list[str] = []
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else str(key)
+            path = f"{prefix}.{name}" if prefix and name else (prefix or name)
+            lines += _flatten(value, path)
+        return lines
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return [f"{prefix}: {item}" if prefix else str(item) for item in detail]
+        lines = []
+        for index, item in enumerate(detail):
+            lines += _flatten(item, f"{prefix}[{index}]")
+        return lines
+    return [f"{prefix}: {detail}" if prefix else str(detail)]
+
+
+def exception_handler(exc, context) -> Response | None:
+    """DRF exception handler: the StatusResponse body for every error."""
+    # Imported here: rest_framework.views loads the permission classes, which import this.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # not an API exception: Django's handler500 answers
+    if isinstance(exc, ApiError):
+        code, message = exc.functional_code, str(exc.detail)
+    elif isinstance(exc, exceptions.ValidationError | exceptions.ParseError):
+        code = FunctionalCode.SCHEMA_INCORRECT
+        message = "; ".join(_flatten(exc.detail))
+    elif isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        code = FunctionalCode.OTHER
+        message = (
+            "A valid bearer access token is required: obtain one at /oauth2/token/ with the "
+            "client credentials grant; the token given is missing, malformed, expired or revoked."
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="aanspraakmanager"'
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+    elif isinstance(exc, exceptions.MethodNotAllowed):
+        code = FunctionalCode.OTHER
+        message = f"Method {context['request'].method} is not allowed on this endpoint."
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        code = FunctionalCode.SCHEMA_INCORRECT
+        message = "The request body must be JSON (Content-Type: application/json)."
+    else:
+        code = FunctionalCode.OTHER
+        message = (
+            str(exc.detail)
+            if not isinstance(exc.detail, dict | list)
+            else "; ".join(_flatten(exc.detail))
+        )
+    response.data = status_body(code, message)
+    return response
+
+
+def json_error(http_status: int, message: str, code: int = FunctionalCode.OTHER) -> JsonResponse:
+    """A plain Django StatusResponse (outside DRF views)."""
+    return JsonResponse(status_body(code, message), status=http_status)
+
+
+def handler400(request, exception=None):
+    return json_error(400, "Bad request.", FunctionalCode.SCHEMA_INCORRECT)
+
+
+def handler403(request, exception=None):
+    return json_error(403, "Forbidden.")
+
+
+def handler404(request, exception=None):
+    return json_error(404, f"No such resource: {request.path}")
+
+
+def handler500(request):
+    return json_error(500, "Internal error of the Aanspraakmanager; it has been logged.")

@@ -1,0 +1,3 @@
+"""URLs of the aanspraak app."""
+
+urlpatterns: list = []

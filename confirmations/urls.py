@@ -1,0 +1,3 @@
+"""URLs of the confirmations app."""
+
+urlpatterns: list = []

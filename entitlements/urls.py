@@ -1,0 +1,3 @@
+"""URLs of the entitlements app."""
+
+urlpatterns: list = []
