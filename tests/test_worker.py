@@ -1,5 +1,6 @@
 """Real Celery workers run the hub's tasks in separate processes."""
 
+import os
 import subprocess
 import sys
 
@@ -22,11 +23,7 @@ def test_worker_on_redis_runs_a_task(celery_worker_process):
 @pytest.mark.django_db
 def test_embedded_default_worker_runs_a_task_in_a_separate_process(tmp_path):
     """No DATABASE_URL, no broker URL: SQLite and the filesystem broker, a real worker."""
-    env = {
-        k: v
-        for k, v in __import__("os").environ.items()
-        if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}
-    }
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
     env["HUB_DATA_DIR"] = str(tmp_path / "data")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
@@ -51,10 +48,10 @@ def test_embedded_default_worker_runs_a_task_in_a_separate_process(tmp_path):
                 text=True,
                 timeout=60,
             ).stdout.strip()
-            return out == "1"
+            return out.splitlines()[-1:] == ["1"]
 
         wait_for(heartbeat_written, timeout=60, interval=1, what="heartbeat in SQLite")
         assert (tmp_path / "data" / "aanspraak.sqlite3").exists()
-        assert worker.proc.pid != __import__("os").getpid()
+        assert worker.proc.pid != os.getpid()
     finally:
         worker.stop()
