@@ -166,3 +166,14 @@ def celery_worker_process(worker_env, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def hub_server(worker_env, tmp_path):
+    """The hub under gunicorn on a free loopback port (``.url``), on the test database."""
+    from tests.processes import HubServer
+
+    server = HubServer(worker_env, tmp_path)
+    server.start()
+    yield server
+    server.stop()

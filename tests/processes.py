@@ -76,3 +76,71 @@ class CeleryWorker:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class HubServer:
+    """The hub itself under gunicorn on a loopback port, against the test database."""
+
+    def __init__(self, env: dict, tmp_path: Path, workers: int = 2):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"gunicorn-{self.port}.log"
+        self.env = env
+        self.args = [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+        ]
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def up() -> bool:
+            try:
+                urllib.request.urlopen(f"{self.url}/oauth2/token/", timeout=1)
+            except urllib.error.HTTPError:
+                return True  # any HTTP answer means it is serving
+            except OSError:
+                return False
+            return True
+
+        wait_for(up, timeout=60, what="gunicorn serving")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        if hasattr(self, "_log_file"):
+            self._log_file.close()

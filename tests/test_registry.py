@@ -162,3 +162,20 @@ def test_command_missing_file(tmp_path):
 def test_demo_registry_file_loads():
     call_command("load_registry", "aanspraak/demo/registry.yaml")
     assert Party.objects.filter(is_portal=True, portal_id="portal-zuid").exists()
+
+
+def test_rotate_field_keys(settings, capsys):
+    from cryptography.fernet import Fernet
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.HUB_FIELD_ENCRYPTION_KEYS = [old]
+    data = copy.deepcopy(REGISTRY)
+    data["parties"][2]["endpoint"].update(
+        tokenUrl="http://127.0.0.1:9101/oauth2/token", clientId="hub", clientSecret="s3cr3t-hub"
+    )
+    load_registry(data)
+    settings.HUB_FIELD_ENCRYPTION_KEYS = [new, old]
+    call_command("rotate_field_keys")
+    assert "re-encrypted 1 secret" in capsys.readouterr().out
+    settings.HUB_FIELD_ENCRYPTION_KEYS = [new]  # the old key is gone: still readable
+    assert Party.objects.get(name="Uitgeverij Noord").endpoint_client_secret == "s3cr3t-hub"

@@ -1,0 +1,42 @@
+# The two commands of the README, and a few more for developers.
+#   make demo   install, then run the hub on the embedded default with the demo loaded
+#   make test   install, then run the whole test suite against PostgreSQL and Redis
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The test suite's services; override with the environment.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aanspraak
+TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install demo test lint format lock bench
+
+$(BIN)/.installed: requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	touch $@
+
+install: $(BIN)/.installed
+
+demo: install
+	$(BIN)/python manage.py demo
+
+test: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Re-pin every dependency after changing pyproject.toml.
+lock:
+	rm -rf /tmp/aanspraak-lock && $(PYTHON) -m venv /tmp/aanspraak-lock
+	/tmp/aanspraak-lock/bin/pip install --quiet '.[dev]'
+	/tmp/aanspraak-lock/bin/pip freeze --exclude-editable | grep -v '^aanspraakmanager' > requirements.lock
