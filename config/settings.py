@@ -118,6 +118,10 @@ else:
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Tests and their subprocesses use a fast hasher (client secrets are hashed with it); never in
+# production, where Django's default (PBKDF2) applies.
+if not PRODUCTION and env_list("DJANGO_PASSWORD_HASHERS"):
+    PASSWORD_HASHERS = env_list("DJANGO_PASSWORD_HASHERS")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]

@@ -129,7 +129,7 @@ def subprocess_env():
 
 
 @pytest.fixture
-def worker_env(transactional_db):
+def worker_env(transactional_db, _fast_password_hashing):
     """Environment for a subprocess (Celery worker, gunicorn) that must see the test database:
     the committed data of a ``transactional_db`` test."""
     from django.conf import settings
@@ -143,6 +143,7 @@ def worker_env(transactional_db):
     )
     env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
     env["PYTHONUNBUFFERED"] = "1"
+    env["DJANGO_PASSWORD_HASHERS"] = ",".join(settings.PASSWORD_HASHERS)
     return env
 
 
