@@ -38,9 +38,7 @@ class StatusResponseSerializer(serializers.Serializer):
         help_text="Functional status code: 11 schema incorrect, 12 schema version not "
         "supported, 21 scope required, 22 consent required, 23 organisation unknown, 99 other."
     )
-    statusMessage = serializers.CharField(
-        required=False, help_text="Human-readable explanation."
-    )
+    statusMessage = serializers.CharField(required=False, help_text="Human-readable explanation.")
 
     class Meta:
         ref_name = "StatusResponse"
