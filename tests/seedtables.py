@@ -69,7 +69,9 @@ def children(fields: list[SeedField], prefix: str) -> list[SeedField]:
     return [
         f
         for f in fields
-        if f.path.startswith(prefix + ".") and "." not in f.path[len(prefix) + 1 :]
+        if f.path.startswith(prefix + ".")
+        and "." not in f.path[len(prefix) + 1 :]
+        and not f.path.endswith("[*]")  # a list's item row, not a field of the object
     ]
 
 
