@@ -174,6 +174,29 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
 }
 
+# Issue 3: Swagger UI assets served from the installed sidecar package (works offline, no
+# CDN), the seeds' enum names, and StatusResponse JSON for error answers outside DRF views.
+INSTALLED_APPS += ["drf_spectacular_sidecar"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("aanspraak.middleware.ApiVersionMiddleware") + 1,
+    "aanspraak.api.middleware.StatusResponseErrorMiddleware",
+)
+SPECTACULAR_SETTINGS.update(
+    {
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+        "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+        "ENUM_NAME_OVERRIDES": {
+            "EntitlementTypeEnum": "entitlements.statuses.EntitlementType",
+            "EntitlementStatusEnum": "entitlements.statuses.EntitlementStatus",
+            "UrlStatusEnum": "entitlements.statuses.UrlStatus",
+            "OrganisationIdTypeEnum": "aanspraak.choices.OrganisationIdType",
+            "UserIdTypeEnum": "aanspraak.choices.UserIdType",
+        },
+    }
+)
+
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":

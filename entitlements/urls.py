@@ -1,3 +1,13 @@
 """URLs of the entitlements app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from entitlements.api.read import DeliveryOrderEntitlementsView
+
+urlpatterns: list = [
+    path(
+        "entitlements/deliveryorder/<str:id>",
+        DeliveryOrderEntitlementsView.as_view(),
+        name="deliveryorder-entitlements",
+    ),
+]

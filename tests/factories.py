@@ -167,6 +167,8 @@ def make_order(
     )
     etype = PERSON_TYPES[delivery_type]
     school_ref = {"organisationMasterIdentifier": school.organisation_master_identifier}
+    # entitlementSpecification (docs/api.md): customer-* entitlements carry no school.
+    on_school = {} if etype.startswith("customer-") else {"school": school_ref}
     rows = []
     for i in range(n):
         if etype in ACTIVATION_CODE_TYPES:
@@ -176,7 +178,7 @@ def make_order(
                     delivery_order=order,
                     entitlement_type=etype,
                     activation_code=code,
-                    specification={"school": school_ref, "activationCode": code},
+                    specification={**on_school, "activationCode": code},
                 )
             )
         else:
@@ -186,7 +188,7 @@ def make_order(
                     delivery_order=order,
                     entitlement_type=etype,
                     user_master_identifier=user["userMasterIdentifier"],
-                    specification={"school": school_ref, "user": user},
+                    specification={**on_school, "user": user},
                 )
             )
     entitlements = Entitlement.objects.bulk_create(rows, batch_size=2000)

@@ -101,7 +101,11 @@ def exception_handler(exc, context) -> Response | None:
             "A valid bearer access token is required: obtain one at /oauth2/token/ with the "
             "client credentials grant; the token given is missing, malformed, expired or revoked."
         )
-        response["WWW-Authenticate"] = 'Bearer realm="aanspraakmanager"'
+        challenge = 'Bearer realm="aanspraakmanager"'
+        if context["request"].META.get("HTTP_AUTHORIZATION"):
+            # RFC 6750 §3.1: a token was sent but is not valid (unknown, expired, revoked).
+            challenge += ', error="invalid_token"'
+        response["WWW-Authenticate"] = challenge
         response.status_code = status.HTTP_401_UNAUTHORIZED
     elif isinstance(exc, exceptions.MethodNotAllowed):
         code = FunctionalCode.OTHER

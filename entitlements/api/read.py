@@ -1,0 +1,102 @@
+"""``GET /entitlements/deliveryorder/{id}`` (seed 002): the entitlements of one delivery order
+that the caller may read, streamed as a JSON array."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
+from rest_framework.views import APIView
+
+from aanspraak.api.caller import get_caller
+from aanspraak.api.errors import ConsentRequired, NotFound, SchemaError
+from aanspraak.api.schema import error_responses
+from aanspraak.choices import Scope
+from entitlements.api.schema import EntitlementSerializer
+from entitlements.selectors.deliveryorders import (
+    ConsentMissing,
+    DeliveryOrderNotVisible,
+    entitlement_documents,
+    visible_orders,
+)
+
+MAX_ID_LENGTH = 200  # DeliveryOrder.delivery_order_id's column
+ROWS_PER_WRITE = 500  # entitlements per chunk handed to the server
+
+
+def stream_json_array(items: Iterable[dict]) -> Iterator[bytes]:
+    """``[item, item, ...]`` as a few large byte chunks, never the whole array at once."""
+    yield b"["
+    first = True
+    batch: list[str] = []
+    for item in items:
+        batch.append(json.dumps(item, separators=(",", ":")))
+        if len(batch) >= ROWS_PER_WRITE:
+            yield (("" if first else ",") + ",".join(batch)).encode()
+            first, batch = False, []
+    if batch:
+        yield (("" if first else ",") + ",".join(batch)).encode()
+    yield b"]"
+
+
+class DeliveryOrderEntitlementsView(APIView):
+    required_scopes = (
+        Scope.ENTITLEMENT_SELLER,
+        Scope.ENTITLEMENT_LICENSOR,
+        Scope.ENTITLEMENT_PORTAL,
+        Scope.ENTITLEMENT_DASHBOARD,
+    )
+    # GET only (HEAD follows GET); OPTIONS too answers 405.
+    http_method_names = ["get", "head"]
+
+    def perform_authentication(self, request) -> None:
+        # The method is checked before the token: a wrong method is 405 for everyone.
+        if request.method.lower() not in self.http_method_names:
+            raise exceptions.MethodNotAllowed(request.method)
+        super().perform_authentication(request)
+
+    @extend_schema(
+        operation_id="get-entitlements-by-delivery-order",
+        summary="Get Entitlements by DeliveryOrder",
+        description=(
+            "Retrieve all entitlements of a deliveryOrder that the caller may read: a seller "
+            "the orders it placed, a licence registry the entitlements of its products, a "
+            "portal or dashboard the orders of schools that gave it consent (403 with status "
+            "22 otherwise). Activation codes are shown to the seller and licensor only. An "
+            "order the caller may not see answers 404, like a missing one."
+        ),
+        tags=["Aanspraakmanager"],
+        parameters=[
+            OpenApiParameter(
+                "id",
+                str,
+                OpenApiParameter.PATH,
+                description="The deliveryOrderId for which entitlement information is requested.",
+            )
+        ],
+        responses={
+            200: OpenApiResponse(EntitlementSerializer(many=True), description="OK"),
+            **error_responses(400, 401, 403, 404, 405),
+        },
+    )
+    def get(self, request, id: str):
+        if len(id) > MAX_ID_LENGTH or not id.isprintable():
+            raise SchemaError(
+                f"id: a deliveryOrderId is at most {MAX_ID_LENGTH} printable characters."
+            )
+        caller = get_caller(request)
+        try:
+            orders = visible_orders(caller.party, caller.scopes, id)
+        except ConsentMissing as exc:
+            raise ConsentRequired(
+                f"The school of delivery order {id} has given {caller.party.name} no consent "
+                "to receive its entitlement data."
+            ) from exc
+        except DeliveryOrderNotVisible as exc:
+            raise NotFound(f"No delivery order {id} is known to {caller.party.name}.") from exc
+        return StreamingHttpResponse(
+            stream_json_array(entitlement_documents(orders)), content_type="application/json"
+        )

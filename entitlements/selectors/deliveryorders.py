@@ -1,0 +1,221 @@
+"""Which entitlements of a delivery order a caller may read, as seed-002 documents.
+
+Visibility (DESIGN.md §5, docs/api.md "Who sees what"), per scope of the caller's token; a
+caller with several scopes sees the union:
+
+- ``eduv.entitlement.seller``: the orders the caller's party placed (``order.seller``);
+- ``eduv.entitlement.licensor``: the orders of products the party is the registry of;
+- ``eduv.entitlement.portal`` / ``.dashboard``: the orders of schools that gave the party
+  consent (``aanspraak.Consent``).
+
+Activation codes are shown only on orders seen through the seller or licensor rule.
+
+The answer is built for very large orders: a fixed number of queries whatever the size (one
+for the orders, one streamed for the entitlements, one streamed for their URL statuses,
+merged in order), rows read as tuples in chunks through a server-side cursor, never as model
+instances.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
+
+from aanspraak.choices import Scope
+from aanspraak.models import Consent, Party
+from entitlements.models import (
+    DeliveryOrder,
+    DeliveryOrderPortal,
+    Entitlement,
+    EntitlementUrlStatus,
+)
+
+# Rows fetched per round trip from the server-side cursors: large enough to amortise the
+# round trips, small enough that a chunk of rows stays a few megabytes.
+CHUNK_SIZE = 2000
+
+CONSENT_SCOPES = frozenset({Scope.ENTITLEMENT_PORTAL, Scope.ENTITLEMENT_DASHBOARD})
+
+
+class DeliveryOrderNotVisible(Exception):
+    """No order with this id exists that the caller may see (or know of)."""
+
+
+class ConsentMissing(Exception):
+    """The order exists and the caller would see it by its role, but the school gave it no
+    consent."""
+
+
+@dataclass(frozen=True)
+class VisibleOrder:
+    """One delivery order the caller may read, with the fields every entitlement repeats."""
+
+    pk: int
+    delivery_order_id: str
+    contract_id: str | None
+    product_id: str
+    start_date: dt.date
+    activation_until_date: dt.date
+    expiration_date: dt.date | None
+    show_activation_codes: bool
+
+
+def _flag(condition: Q | bool) -> ExpressionWrapper | Value:
+    if isinstance(condition, bool):
+        return Value(condition, output_field=BooleanField())
+    return ExpressionWrapper(condition, output_field=BooleanField())
+
+
+def visible_orders(
+    party: Party, scopes: frozenset[str], delivery_order_id: str
+) -> list[VisibleOrder]:
+    """The orders with ``delivery_order_id`` that ``party`` may read with ``scopes`` (one
+    query). Order ids are unique per seller, so several sellers' orders may share an id.
+
+    Raises ConsentMissing when nothing is visible but an order exists that a portal caller was
+    sent (it is one of the order's portals) or, for a dashboard caller, that exists at all,
+    and whose school gave the caller no consent; DeliveryOrderNotVisible otherwise.
+    """
+    as_seller = Scope.ENTITLEMENT_SELLER in scopes
+    as_licensor = Scope.ENTITLEMENT_LICENSOR in scopes
+    as_portal = Scope.ENTITLEMENT_PORTAL in scopes
+    as_dashboard = Scope.ENTITLEMENT_DASHBOARD in scopes
+    rows = (
+        DeliveryOrder.objects.filter(delivery_order_id=delivery_order_id)
+        .annotate(
+            by_seller=_flag(Q(seller=party) if as_seller else False),
+            by_licensor=_flag(Q(product__licensor=party) if as_licensor else False),
+            consented=Exists(Consent.objects.filter(school=OuterRef("school"), party=party)),
+            listed_portal=Exists(
+                DeliveryOrderPortal.objects.filter(delivery_order=OuterRef("pk"), portal=party)
+            ),
+            product_code=F("product__product_id"),
+        )
+        .order_by("pk")
+        .values_list(
+            "pk",
+            "contract_id",
+            "product_code",
+            "start_date",
+            "activation_until_date",
+            "expiration_date",
+            "by_seller",
+            "by_licensor",
+            "consented",
+            "listed_portal",
+        )
+    )
+    visible: list[VisibleOrder] = []
+    consent_blocked = False
+    for pk, contract, product, start, until, expires, seller, licensor, consented, listed in rows:
+        by_consent = bool(consented) and (as_portal or as_dashboard)
+        privileged = bool(seller) or bool(licensor)
+        if privileged or by_consent:
+            visible.append(
+                VisibleOrder(
+                    pk=pk,
+                    delivery_order_id=delivery_order_id,
+                    contract_id=contract,
+                    product_id=product,
+                    start_date=start,
+                    activation_until_date=until,
+                    expiration_date=expires,
+                    show_activation_codes=privileged,
+                )
+            )
+        elif not consented and ((as_portal and listed) or as_dashboard):
+            # The caller would see this order by its role: a portal the order was sent to
+            # (it already knows the order exists), or a dashboard (whose only relation to any
+            # order is the school's consent). Telling it that consent is missing leaks nothing
+            # beyond that and says what to ask the school for.
+            consent_blocked = True
+    if visible:
+        return visible
+    if consent_blocked:
+        raise ConsentMissing(delivery_order_id)
+    raise DeliveryOrderNotVisible(delivery_order_id)
+
+
+def _rfc3339(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _url_statuses(order_pks: list[int]) -> Iterator[tuple[int, int, str, str]]:
+    """(order pk, entitlement pk, portal id, status), in the entitlements' order."""
+    return (
+        EntitlementUrlStatus.objects.filter(entitlement__delivery_order_id__in=order_pks)
+        .order_by("entitlement__delivery_order_id", "entitlement_id", "portal__portal_id")
+        .values_list(
+            "entitlement__delivery_order_id", "entitlement_id", "portal__portal_id", "status"
+        )
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
+
+
+def entitlement_documents(orders: list[VisibleOrder]) -> Iterator[dict]:
+    """The seed-002 Entitlement objects of ``orders``, lazily, in a stable order (order, then
+    entitlement creation). Optional fields without a value are left out, never ``null``.
+
+    Runs two queries when first iterated, whatever the number of entitlements.
+    """
+    by_pk = {order.pk: order for order in orders}
+    heads = {order.pk: _order_head(order) for order in orders}
+    rows = (
+        Entitlement.objects.filter(delivery_order_id__in=list(by_pk))
+        .order_by("delivery_order_id", "pk")
+        .values_list(
+            "delivery_order_id",
+            "pk",
+            "entitlement_id",
+            "end_date",
+            "entitlement_type",
+            "specification",
+            "status",
+            "date_created",
+            "date_last_modified",
+        )
+        .iterator(chunk_size=CHUNK_SIZE)
+    )
+    statuses = _url_statuses(list(by_pk))
+    pending = next(statuses, None)
+    for order_pk, pk, entitlement_id, end_date, etype, spec, status, created, modified in rows:
+        key = (order_pk, pk)
+        # Merge join: both streams are sorted by (order, entitlement).
+        while pending is not None and (pending[0], pending[1]) < key:
+            pending = next(statuses, None)
+        url_statuses = []
+        while pending is not None and (pending[0], pending[1]) == key:
+            url_statuses.append({"portal": pending[2], "urlStatus": pending[3]})
+            pending = next(statuses, None)
+
+        doc = {"entitlementId": str(entitlement_id), **heads[order_pk]}
+        if end_date is not None:
+            doc["endDate"] = end_date.isoformat()
+        doc["entitlementType"] = etype
+        if spec:
+            if "activationCode" in spec and not by_pk[order_pk].show_activation_codes:
+                spec = {k: v for k, v in spec.items() if k != "activationCode"}
+            if spec:
+                doc["entitlementSpecification"] = spec
+        doc["entitlementStatus"] = status
+        if url_statuses:
+            doc["urlStatuses"] = url_statuses
+        doc["dateCreated"] = _rfc3339(created)
+        doc["dateLastModified"] = _rfc3339(modified)
+        yield doc
+
+
+def _order_head(order: VisibleOrder) -> dict:
+    """The fields of an Entitlement that come from its delivery order, in the seed's order."""
+    head = {"deliveryOrderId": order.delivery_order_id}
+    if order.contract_id:
+        head["contractId"] = order.contract_id
+    head["productId"] = order.product_id
+    head["startDate"] = order.start_date.isoformat()
+    head["activationUntilDate"] = order.activation_until_date.isoformat()
+    if order.expiration_date is not None:
+        head["expirationDate"] = order.expiration_date.isoformat()
+    return head
