@@ -1,3 +1,9 @@
 """URLs of the entitlements app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from entitlements.api.intake import DeliveryOrderIntakeView
+
+urlpatterns: list = [
+    path("deliveryorders", DeliveryOrderIntakeView.as_view(), name="deliveryorders"),
+]
