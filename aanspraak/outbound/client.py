@@ -192,8 +192,11 @@ def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -
                 f"token request to {endpoint.token_url} failed: {type(exc).__name__}: "
                 f"{str(exc)[:300]}",
             )
+    # With a token, pass Authlib's bearer auth explicitly: ensure_token() above has checked
+    # it, and Authlib's own check per request would fetch a second token near expiry.
+    auth = session.http.token_auth if session.uses_token else httpx.USE_CLIENT_DEFAULT
     try:
-        response = session.http.request(method, endpoint.url(path), json=body)
+        response = session.http.request(method, endpoint.url(path), json=body, auth=auth)
     except httpx.TimeoutException as exc:
         return SendResult(
             started_at,

@@ -81,8 +81,9 @@ class RetryPolicy:
         ceiling = min(self.max_delay_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
         jittered = (rng or random).uniform(0, ceiling)
         if retry_after is not None:
-            # The recipient said when it can take more; honour it (capped at the horizon).
-            return max(jittered, min(retry_after, self.horizon_seconds))
+            # The recipient said when it can take more; honour it (past the horizon the
+            # message then fails for good).
+            return max(jittered, retry_after)
         return jittered
 
     def next_attempt_at(
