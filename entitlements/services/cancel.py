@@ -160,11 +160,12 @@ def request_row(
     entitlement_status: str | None,
     url_status: str | None,
     end_date: dt.date | None,
-    now: dt.datetime,
+    now: dt.datetime | str,
+    reference_id: str | None = None,
 ) -> tuple:
     """One pending Entitlement request, as a row in MESSAGE_FIELDS order (for insert_rows)."""
     return (
-        uuid.uuid4(),
+        reference_id or str(uuid.uuid4()),
         MessageKind.ENTITLEMENT_REQUEST,
         recipient_id,
         entitlement_pk,
