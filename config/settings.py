@@ -231,3 +231,31 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("HUB_LOG_LEVEL", "INFO")},
 }
+
+# --- Outbound delivery, intake and expiry (entitlements.dispatch, aanspraak.outbound) --------
+# Seconds one outbound HTTP call may take (connect capped at 5 s).
+HUB_OUTBOUND_TIMEOUT = float(os.environ.get("HUB_OUTBOUND_TIMEOUT", "10"))
+# Concurrent sends within one recipient's batch, and the batch size of one claim.
+HUB_OUTBOUND_CONCURRENCY = int(os.environ.get("HUB_OUTBOUND_CONCURRENCY", "16"))
+HUB_OUTBOUND_BATCH_SIZE = int(os.environ.get("HUB_OUTBOUND_BATCH_SIZE", "100"))
+# Time budget of one drain task before it queues itself again behind other recipients.
+HUB_OUTBOUND_DRAIN_SECONDS = float(os.environ.get("HUB_OUTBOUND_DRAIN_SECONDS", "30"))
+# How often beat sweeps for due messages (retries and lost wake-ups).
+HUB_OUTBOUND_SWEEP_SECONDS = float(os.environ.get("HUB_OUTBOUND_SWEEP_SECONDS", "10"))
+# Retries: exponential backoff with full jitter from the base, capped per wait, until the
+# horizon after the message was created; then the message fails for good.
+HUB_RETRY_BASE_SECONDS = float(os.environ.get("HUB_RETRY_BASE_SECONDS", "5"))
+HUB_RETRY_MAX_DELAY_SECONDS = float(os.environ.get("HUB_RETRY_MAX_DELAY_SECONDS", "3600"))
+HUB_RETRY_HORIZON_SECONDS = float(os.environ.get("HUB_RETRY_HORIZON_SECONDS", str(48 * 3600)))
+HUB_EXPIRY_BATCH_SIZE = int(os.environ.get("HUB_EXPIRY_BATCH_SIZE", "5000"))
+HUB_EXPIRY_SECONDS = float(os.environ.get("HUB_EXPIRY_SECONDS", "3600"))
+CELERY_BEAT_SCHEDULE["outbound-sweep"] = {
+    "task": "entitlements.tasks.sweep_outbound",
+    "schedule": HUB_OUTBOUND_SWEEP_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["expire-entitlements"] = {
+    "task": "entitlements.tasks.expire_entitlements",
+    "schedule": HUB_EXPIRY_SECONDS,
+}
+# A delivery order of 100,000 students with ECK iDs is some 15-30 MB of JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("HUB_MAX_REQUEST_BYTES", str(64 * 1024 * 1024)))

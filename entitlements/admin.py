@@ -160,3 +160,44 @@ class StatusEventAdmin(admin.ModelAdmin):
     list_filter = ["cause", "to_status"]
     search_fields = ["=entitlement__entitlement_id", "cause_ref"]
     raw_id_fields = ["entitlement"]
+
+
+# --- Actions of outbound delivery and cancel/block (issue 5): thin calls to services. -------
+
+
+@admin.action(description="Re-send selected messages now")
+def resend_selected(modeladmin, request, queryset):
+    from .services.resend import resend_messages
+
+    count = resend_messages(queryset)
+    modeladmin.message_user(request, f"{count} message(s) queued to be sent again.")
+
+
+def _propose(modeladmin, request, queryset, status: str) -> None:
+    from django.utils import timezone
+
+    from .services.cancel import propose_end
+    from .statuses import EventCause
+
+    result = propose_end(queryset, status, timezone.localdate(), EventCause.ADMIN)
+    modeladmin.message_user(
+        request,
+        f"Proposed {status} (endDate today) for {result.proposed} entitlement(s) in "
+        f"{result.messages} message(s); the status changes when the registry and portals "
+        f"confirm. {result.licensed} of the selection are licensed"
+        + (" and cannot be cancelled." if status == "cancelled" else "."),
+    )
+
+
+@admin.action(description="Propose cancelled (endDate today) to registry and portals")
+def propose_cancel(modeladmin, request, queryset):
+    _propose(modeladmin, request, queryset, "cancelled")
+
+
+@admin.action(description="Propose blocked (endDate today) to registry and portals")
+def propose_block(modeladmin, request, queryset):
+    _propose(modeladmin, request, queryset, "blocked")
+
+
+OutboundMessageAdmin.actions = [resend_selected]
+EntitlementAdmin.actions = [propose_cancel, propose_block]

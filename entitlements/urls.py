@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from entitlements.api.intake import DeliveryOrderIntakeView
 from entitlements.api.read import DeliveryOrderEntitlementsView
 
 urlpatterns: list = [
@@ -10,4 +11,5 @@ urlpatterns: list = [
         DeliveryOrderEntitlementsView.as_view(),
         name="deliveryorder-entitlements",
     ),
+    path("deliveryorders", DeliveryOrderIntakeView.as_view(), name="deliveryorders"),
 ]

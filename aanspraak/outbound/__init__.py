@@ -1,0 +1,24 @@
+"""The hub's outbound HTTP: one small, reusable module for every call the hub makes to another
+party (Entitlement requests, delivery-order confirmations, and later the usage and enrollment
+clients).
+
+- :mod:`aanspraak.outbound.client`: ``Endpoint`` (where and how to reach a party) and
+  ``send`` (one JSON request with a pooled httpx client and, when the party has a token URL,
+  an OAuth2 client-credentials bearer token cached until it expires, via Authlib).
+- :mod:`aanspraak.outbound.policy`: how a result is classified (delivered, retry, failed) and
+  when the next attempt is due (exponential backoff with full jitter, ``Retry-After``, a
+  horizon).
+"""
+
+from .client import Endpoint, SendResult, endpoint_for_party, send
+from .policy import Outcome, RetryPolicy, classify
+
+__all__ = [
+    "Endpoint",
+    "Outcome",
+    "RetryPolicy",
+    "SendResult",
+    "classify",
+    "endpoint_for_party",
+    "send",
+]

@@ -1,0 +1,232 @@
+"""One JSON request to another party's API, with pooled connections and, when the party has
+a token URL, an OAuth2 client-credentials bearer token cached until it expires.
+
+Token handling is Authlib's (``authlib.integrations.httpx_client.OAuth2Client`` with
+``grant_type=client_credentials``): the token is fetched on first use and fetched again when
+it is about to expire. One client per endpoint and process keeps the connection pool and the
+token; it is thread-safe, so a batch can be sent concurrently from a thread pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from authlib.integrations.httpx_client import OAuth2Client
+from django.conf import settings
+
+from .policy import Outcome, classify, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+# Seconds before a token's expiry at which it is fetched again.
+TOKEN_LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach a party's API. The secret never appears in ``repr``."""
+
+    base_url: str
+    token_url: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    scope: str = ""
+    name: str = ""
+
+    @property
+    def cache_key(self) -> tuple:
+        digest = hashlib.sha256(self.client_secret.encode()).hexdigest()
+        return (self.base_url, self.token_url, self.client_id, digest, self.scope)
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def endpoint_for_party(party) -> Endpoint:
+    """The Endpoint of an ``aanspraak.Party`` (its ``endpoint_*`` fields)."""
+    return Endpoint(
+        base_url=party.endpoint_base_url or "",
+        token_url=party.endpoint_token_url or "",
+        client_id=party.endpoint_client_id or "",
+        client_secret=party.endpoint_client_secret or "",
+        name=party.name,
+    )
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What one attempt gave: ``http_status`` is None when no answer came."""
+
+    started_at: dt.datetime
+    duration_ms: int
+    http_status: int | None
+    outcome: Outcome
+    error: str = ""
+    retry_after: float | None = None
+    response_text: str = ""
+
+
+def _timeout() -> httpx.Timeout:
+    total = float(getattr(settings, "HUB_OUTBOUND_TIMEOUT", 10.0))
+    return httpx.Timeout(total, connect=min(total, 5.0))
+
+
+def _limits() -> httpx.Limits:
+    size = int(getattr(settings, "HUB_OUTBOUND_CONCURRENCY", 16))
+    return httpx.Limits(max_connections=size * 2, max_keepalive_connections=size)
+
+
+class _Session:
+    """The per-process client of one endpoint (pool + token)."""
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
+        self.lock = threading.Lock()
+        headers = {"Accept": "application/json", "User-Agent": "aanspraakmanager"}
+        if endpoint.token_url:
+            self.http: httpx.Client = OAuth2Client(
+                client_id=endpoint.client_id,
+                client_secret=endpoint.client_secret,
+                scope=endpoint.scope or None,
+                token_endpoint=endpoint.token_url,
+                grant_type="client_credentials",
+                token_endpoint_auth_method="client_secret_basic",
+                leeway=TOKEN_LEEWAY_SECONDS,
+                timeout=_timeout(),
+                limits=_limits(),
+                headers=headers,
+            )
+        else:
+            self.http = httpx.Client(timeout=_timeout(), limits=_limits(), headers=headers)
+
+    @property
+    def uses_token(self) -> bool:
+        return isinstance(self.http, OAuth2Client)
+
+    def ensure_token(self) -> None:
+        """Fetch a token when there is none or it is about to expire (one thread at a time,
+        so a batch sent concurrently fetches it once)."""
+        client = self.http
+        assert isinstance(client, OAuth2Client)
+        with self.lock:
+            token = client.token
+            if token is None or token.is_expired(leeway=TOKEN_LEEWAY_SECONDS):
+                client.fetch_token(self.endpoint.token_url, grant_type="client_credentials")
+
+    def drop_token(self) -> None:
+        """Forget the cached token (the recipient refused it: revoked or rotated)."""
+        with self.lock:
+            self.http.token = None  # type: ignore[attr-defined]
+
+
+_sessions: dict[tuple, _Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def _session(endpoint: Endpoint) -> _Session:
+    # Keyed by pid too: a forked worker child must not share its parent's sockets.
+    key = (os.getpid(), *endpoint.cache_key)
+    with _sessions_lock:
+        session = _sessions.get(key)
+        if session is None:
+            session = _sessions[key] = _Session(endpoint)
+        return session
+
+
+def reset_sessions() -> None:
+    """Close every pooled client and forget cached tokens (tests; settings changes)."""
+    with _sessions_lock:
+        for session in _sessions.values():
+            session.http.close()
+        _sessions.clear()
+
+
+def token_of(endpoint: Endpoint) -> dict | None:
+    """The cached token of an endpoint in this process, if any (admin and tests)."""
+    session = _sessions.get((os.getpid(), *endpoint.cache_key))
+    if session is None or not session.uses_token:
+        return None
+    return session.http.token  # type: ignore[attr-defined]
+
+
+def _elapsed_ms(start: float) -> int:
+    return int((time.monotonic() - start) * 1000)
+
+
+def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -> SendResult:
+    """Send one JSON request to ``endpoint`` and classify the result. Never raises for
+    network or HTTP problems: they come back as a SendResult with an outcome and error."""
+    started_at = dt.datetime.now(dt.UTC)
+    start = time.monotonic()
+    if not endpoint.base_url:
+        return SendResult(
+            started_at,
+            0,
+            None,
+            Outcome.FAILED,
+            f"party {endpoint.name or '?'} has no endpoint baseUrl in the registry",
+        )
+    session = _session(endpoint)
+    if session.uses_token:
+        try:
+            session.ensure_token()
+        except httpx.TimeoutException:
+            return SendResult(
+                started_at, _elapsed_ms(start), None, Outcome.RETRY, "token request timed out"
+            )
+        except Exception as exc:  # OAuthError, HTTP errors, bad JSON: all retried
+            # A refused token request may be a configuration being fixed; retrying until the
+            # horizon lets the messages go out once it is, without an admin re-send.
+            return SendResult(
+                started_at,
+                _elapsed_ms(start),
+                None,
+                Outcome.RETRY,
+                f"token request to {endpoint.token_url} failed: {type(exc).__name__}: "
+                f"{str(exc)[:300]}",
+            )
+    # With a token, pass Authlib's bearer auth explicitly: ensure_token() above has checked
+    # it, and Authlib's own check per request would fetch a second token near expiry.
+    auth = session.http.token_auth if session.uses_token else httpx.USE_CLIENT_DEFAULT
+    try:
+        response = session.http.request(method, endpoint.url(path), json=body, auth=auth)
+    except httpx.TimeoutException as exc:
+        return SendResult(
+            started_at,
+            _elapsed_ms(start),
+            None,
+            Outcome.RETRY,
+            f"timeout: {type(exc).__name__}",
+        )
+    except httpx.TransportError as exc:
+        return SendResult(
+            started_at,
+            _elapsed_ms(start),
+            None,
+            Outcome.RETRY,
+            f"connection error: {type(exc).__name__}: {str(exc)[:300]}",
+        )
+    duration = _elapsed_ms(start)
+    outcome = classify(response.status_code)
+    text = response.text[:500]
+    error = "" if outcome is Outcome.DELIVERED else f"HTTP {response.status_code}: {text}"
+    if response.status_code == 401 and session.uses_token:
+        # Our cached token was refused (revoked, rotated keys): fetch a new one next time.
+        session.drop_token()
+        outcome = Outcome.RETRY
+    return SendResult(
+        started_at,
+        duration,
+        response.status_code,
+        outcome,
+        error,
+        parse_retry_after(response.headers.get("Retry-After")),
+        text,
+    )

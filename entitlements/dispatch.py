@@ -1,0 +1,365 @@
+"""Delivery of the hub's outbound messages (DESIGN.md §3.4): what is sent, to whom, and what
+an attempt's result does to the message.
+
+The queue is the ``OutboundMessage`` table itself. A drain works for ONE recipient: it claims
+a batch of that recipient's due messages (``SELECT ... FOR UPDATE SKIP LOCKED``, then a lease
+pushes ``next_attempt_at`` past the time a batch can take, so a crashed worker's batch is
+sent again after the lease), sends the batch concurrently from a thread pool, records every
+attempt and updates the messages set-based, and loops while messages are due, within a time
+budget (then it re-queues itself behind the other recipients' drains). So a slow or failing
+party only ever occupies its own drain. The periodic sweep starts a drain for every
+recipient with due messages: that drives retries and repairs lost wake-ups.
+
+Delivery is at least once: a recipient may see the same ``entitlementReferenceId`` twice
+(after a lease expired) and must treat it as the same request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from aanspraak.outbound import Outcome, RetryPolicy, SendResult, endpoint_for_party, send
+from entitlements.models import (
+    DeliveryAttempt,
+    EntitlementUrlStatus,
+    OutboundMessage,
+    StatusEvent,
+)
+from entitlements.statuses import EventCause, MessageKind, MessageState, UrlStatus
+
+log = logging.getLogger(__name__)
+
+ENTITLEMENTS_PATH = "entitlements"
+CONFIRMATIONS_PATH = "deliveryorders/confirmations"
+MAX_ERROR_LENGTH = 2000
+
+
+def _setting(name: str, default):
+    return type(default)(getattr(settings, name, default))
+
+
+def batch_size() -> int:
+    return _setting("HUB_OUTBOUND_BATCH_SIZE", 100)
+
+
+def lease_seconds() -> float:
+    # Long enough for a whole batch of sends that each hit the timeout (they run in parallel,
+    # but a batch larger than the pool takes several rounds).
+    rounds = -(-batch_size() // max(1, _setting("HUB_OUTBOUND_CONCURRENCY", 16)))
+    return rounds * _setting("HUB_OUTBOUND_TIMEOUT", 10.0) * 2 + 30
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """A UTC timestamp as RFC 3339 with ``Z``."""
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# --- Waking the workers -----------------------------------------------------------------------
+
+
+def wake_after_commit(recipient_ids: Iterable[int | None]) -> None:
+    """Enqueue a drain for each recipient once the current transaction commits. A broker
+    that is down only delays delivery: the sweep finds the messages later."""
+    ids = sorted({r for r in recipient_ids if r})
+    if not ids:
+        return
+
+    def wake() -> None:
+        from entitlements.tasks import drain_recipient
+
+        for recipient_id in ids:
+            drain_recipient.delay(recipient_id)
+
+    transaction.on_commit(wake, robust=True)
+
+
+def due_recipients(now: dt.datetime | None = None) -> list[int]:
+    """The recipients that have messages due now."""
+    now = now or timezone.now()
+    return list(
+        OutboundMessage.objects.filter(_due(now))
+        .values_list("recipient_id", flat=True)
+        .distinct()
+        .order_by("recipient_id")
+    )
+
+
+def _due(now: dt.datetime) -> Q:
+    return Q(state=MessageState.PENDING) & (
+        Q(next_attempt_at__lte=now) | Q(next_attempt_at__isnull=True)
+    )
+
+
+# --- Rendering --------------------------------------------------------------------------------
+
+
+def entitlement_body(message: OutboundMessage, url_statuses: list[EntitlementUrlStatus]) -> dict:
+    """The Entitlement request body: ``{"entitlementReferenceId", "entitlement"}`` with the
+    seed-002 Entitlement shape. To the licensor: the proposed ``entitlementStatus`` and the
+    URL statuses at every portal. To a portal: its own URL status, proposed; activation codes
+    are left out (only the seller and licensor see them)."""
+    entitlement = message.entitlement
+    order = entitlement.delivery_order
+    to_portal = message.proposed_url_status is not None
+    spec = dict(entitlement.specification or {})
+    if to_portal:
+        spec.pop("activationCode", None)
+        urls = [{"portal": message.recipient.portal_id, "urlStatus": message.proposed_url_status}]
+    else:
+        urls = [{"portal": u.portal.portal_id, "urlStatus": u.status} for u in url_statuses]
+    body: dict = {
+        "entitlementId": str(entitlement.entitlement_id),
+        "deliveryOrderId": order.delivery_order_id,
+    }
+    if order.contract_id:
+        body["contractId"] = order.contract_id
+    body["productId"] = order.product.product_id
+    body["startDate"] = order.start_date.isoformat()
+    body["activationUntilDate"] = order.activation_until_date.isoformat()
+    if order.expiration_date:
+        body["expirationDate"] = order.expiration_date.isoformat()
+    end_date = message.proposed_end_date or entitlement.end_date
+    if end_date:
+        body["endDate"] = end_date.isoformat()
+    body["entitlementType"] = entitlement.entitlement_type
+    body["entitlementSpecification"] = spec
+    body["entitlementStatus"] = message.proposed_entitlement_status or entitlement.status
+    body["urlStatuses"] = urls
+    body["dateCreated"] = rfc3339(entitlement.date_created)
+    body["dateLastModified"] = rfc3339(entitlement.date_last_modified)
+    return {"entitlementReferenceId": str(message.reference_id), "entitlement": body}
+
+
+def render(message: OutboundMessage, url_statuses: list[EntitlementUrlStatus]) -> tuple[str, dict]:
+    """The path (under the recipient's baseUrl) and JSON body of a message (sent with PUT)."""
+    if message.kind == MessageKind.DELIVERYORDER_CONFIRMATION:
+        return CONFIRMATIONS_PATH, message.body or {}
+    return ENTITLEMENTS_PATH, entitlement_body(message, url_statuses)
+
+
+# --- Claiming, sending, recording ------------------------------------------------------------
+
+
+def claim_due(recipient_id: int, limit: int | None = None) -> list[int]:
+    """Claim up to ``limit`` due messages of one recipient for this worker: lock them
+    (skipping rows other workers hold) and lease them by moving ``next_attempt_at`` ahead."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            OutboundMessage.objects.select_for_update(skip_locked=True)
+            .filter(_due(now), recipient_id=recipient_id)
+            .order_by("next_attempt_at", "id")
+            .values_list("id", flat=True)[: limit or batch_size()]
+        )
+        if ids:
+            OutboundMessage.objects.filter(id__in=ids).update(
+                next_attempt_at=now + dt.timedelta(seconds=lease_seconds())
+            )
+    return ids
+
+
+@dataclass
+class BatchReport:
+    delivered: int = 0
+    retry: int = 0
+    failed: int = 0
+
+    def add(self, other: BatchReport) -> None:
+        self.delivered += other.delivered
+        self.retry += other.retry
+        self.failed += other.failed
+
+    @property
+    def total(self) -> int:
+        return self.delivered + self.retry + self.failed
+
+
+def _load(ids: list[int]) -> tuple[list[OutboundMessage], dict[int, list[EntitlementUrlStatus]]]:
+    messages = list(
+        OutboundMessage.objects.filter(id__in=ids)
+        .select_related(
+            "recipient",
+            "entitlement__delivery_order__product",
+            "delivery_order",
+        )
+        .order_by("id")
+    )
+    entitlement_pks = [
+        m.entitlement_id
+        for m in messages
+        if m.entitlement_id is not None and m.proposed_url_status is None
+    ]
+    url_statuses: dict[int, list[EntitlementUrlStatus]] = defaultdict(list)
+    if entitlement_pks:
+        for u in (
+            EntitlementUrlStatus.objects.filter(entitlement_id__in=entitlement_pks)
+            .select_related("portal")
+            .order_by("portal__portal_id")
+        ):
+            url_statuses[u.entitlement_id].append(u)
+    return messages, url_statuses
+
+
+def send_batch(ids: list[int], policy: RetryPolicy | None = None) -> BatchReport:
+    """Send the claimed messages ``ids`` concurrently and record the results."""
+    policy = policy or RetryPolicy.from_settings()
+    messages, url_statuses = _load(ids)
+    if not messages:
+        return BatchReport()
+    jobs = []
+    endpoints = {}
+    for message in messages:
+        recipient = message.recipient
+        if recipient.pk not in endpoints:
+            endpoints[recipient.pk] = endpoint_for_party(recipient)
+        path, body = render(message, url_statuses.get(message.entitlement_id, []))
+        jobs.append((endpoints[recipient.pk], path, body))
+    workers = max(1, min(_setting("HUB_OUTBOUND_CONCURRENCY", 16), len(jobs)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbound") as pool:
+        results = list(pool.map(lambda job: send(job[0], "PUT", job[1], job[2]), jobs))
+    return record_results(messages, [job[2] for job in jobs], results, policy)
+
+
+def record_results(
+    messages: list[OutboundMessage],
+    bodies: list[dict],
+    results: list[SendResult],
+    policy: RetryPolicy,
+) -> BatchReport:
+    """Store the attempts (one bulk insert), the messages' new state (one bulk update) and,
+    for delivered portal requests, the URL statuses uninitialized → initialized."""
+    now = timezone.now()
+    report = BatchReport()
+    attempts = []
+    initialized: list[OutboundMessage] = []
+    for message, body, result in zip(messages, bodies, results, strict=True):
+        message.attempt_count += 1
+        message.body = body
+        outcome = result.outcome
+        error = result.error[:MAX_ERROR_LENGTH]
+        if outcome is Outcome.RETRY:
+            when = policy.next_attempt_at(
+                message.created_at, message.attempt_count, now, result.retry_after
+            )
+            if when is None:
+                outcome = Outcome.FAILED
+                error = (
+                    f"gave up after {message.attempt_count} attempts (retry horizon "
+                    f"{int(policy.horizon_seconds)}s passed); last: {error}"
+                )[:MAX_ERROR_LENGTH]
+            else:
+                message.next_attempt_at = when
+        if outcome is Outcome.DELIVERED:
+            message.state = MessageState.DELIVERED
+            message.delivered_at = now
+            message.next_attempt_at = None
+            message.last_error = ""
+            report.delivered += 1
+            if message.proposed_url_status == UrlStatus.INITIALIZED:
+                initialized.append(message)
+        elif outcome is Outcome.FAILED:
+            message.state = MessageState.FAILED
+            message.next_attempt_at = None
+            message.last_error = error
+            report.failed += 1
+        else:
+            message.last_error = error
+            report.retry += 1
+        attempts.append(
+            DeliveryAttempt(
+                message_id=message.pk,
+                started_at=result.started_at,
+                duration_ms=result.duration_ms,
+                http_status=result.http_status,
+                outcome=outcome.value,
+                error=result.error[:MAX_ERROR_LENGTH],
+            )
+        )
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(attempts)
+        OutboundMessage.objects.bulk_update(
+            messages,
+            ["state", "attempt_count", "next_attempt_at", "last_error", "delivered_at", "body"],
+        )
+        if initialized:
+            mark_initialized(initialized, now)
+    return report
+
+
+def mark_initialized(messages: list[OutboundMessage], now: dt.datetime) -> int:
+    """URL status uninitialized → initialized for the delivered portal requests (only where
+    it is still uninitialized: a confirmation may have moved it on), with StatusEvents."""
+    by_portal: dict[int, dict[int, OutboundMessage]] = defaultdict(dict)
+    for m in messages:
+        by_portal[m.recipient_id][m.entitlement_id] = m
+    changed = 0
+    events = []
+    for portal_pk, by_entitlement in by_portal.items():
+        rows = list(
+            EntitlementUrlStatus.objects.select_for_update()
+            .filter(
+                portal_id=portal_pk,
+                entitlement_id__in=list(by_entitlement),
+                status=UrlStatus.UNINITIALIZED,
+            )
+            .values_list("id", "entitlement_id")
+        )
+        if not rows:
+            continue
+        EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in rows]).update(
+            status=UrlStatus.INITIALIZED, status_changed_at=now, date_last_modified=now
+        )
+        changed += len(rows)
+        for _, entitlement_pk in rows:
+            message = by_entitlement[entitlement_pk]
+            events.append(
+                StatusEvent(
+                    entitlement_id=entitlement_pk,
+                    portal_id=portal_pk,
+                    from_status=UrlStatus.UNINITIALIZED,
+                    to_status=UrlStatus.INITIALIZED,
+                    cause=EventCause.DELIVERY,
+                    cause_pk=message.pk,
+                    cause_ref=str(message.reference_id),
+                    effective_at=now,
+                )
+            )
+    StatusEvent.objects.bulk_create(events)
+    return changed
+
+
+@dataclass
+class DrainReport(BatchReport):
+    batches: int = 0
+    more: bool = False
+
+
+def drain(recipient_id: int, time_budget: float | None = None) -> DrainReport:
+    """Send one recipient's due messages batch by batch until none are due or the time
+    budget is spent (``more`` then says the caller should drain again later)."""
+    budget = (
+        time_budget if time_budget is not None else _setting("HUB_OUTBOUND_DRAIN_SECONDS", 30.0)
+    )
+    deadline = time.monotonic() + budget
+    policy = RetryPolicy.from_settings()
+    report = DrainReport()
+    while True:
+        ids = claim_due(recipient_id)
+        if not ids:
+            return report
+        report.add(send_batch(ids, policy))
+        report.batches += 1
+        if time.monotonic() >= deadline:
+            report.more = True
+            return report

@@ -1,0 +1,24 @@
+"""Re-sending outbound messages on request (admin)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from entitlements import dispatch
+from entitlements.models import OutboundMessage
+from entitlements.statuses import MessageState
+
+
+def resend_messages(messages: QuerySet[OutboundMessage]) -> int:
+    """Put the selected messages back in the queue, due now (failed, delivered or pending
+    alike), and wake their recipients' drains. Their attempt history is kept; the body is
+    rendered again from the current data when sent. Returns how many were queued."""
+    with transaction.atomic():
+        recipients = set(messages.values_list("recipient_id", flat=True).distinct())
+        count = messages.update(
+            state=MessageState.PENDING, next_attempt_at=timezone.now(), last_error=""
+        )
+        dispatch.wake_after_commit(recipients)
+    return count
