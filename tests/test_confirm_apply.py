@@ -324,3 +324,32 @@ def test_workers_claim_disjoint_batches(registry, order):
     second = apply_pending_batch(batch_size=2)
     assert (first.claimed, second.claimed) == (2, 1)
     assert not Confirmation.objects.filter(state="pending").exists()
+
+
+def test_replay_that_undoes_a_cancellation_clears_its_end_date(registry, ent):
+    cancel = propose(ent, registry.licensor, status="cancelled", end_date=dt.date(2027, 1, 31))
+    confirm(registry, ent, "cancelled", at=T0 + H, rid="cxl", message=cancel)
+    apply_all_pending()
+    ent.refresh_from_db()
+    assert (ent.status, ent.end_date) == ("cancelled", dt.date(2027, 1, 31))
+    confirm(registry, ent, "licensed", at=T0, rid="lic-earlier")  # activated before the cancel
+    apply_all_pending()
+    ent.refresh_from_db()
+    assert (ent.status, ent.end_date) == ("licensed", None)
+    assert outcome("cxl")[0] == "stale"
+
+
+def test_replay_that_makes_an_activation_stale_unbinds_the_code(registry):
+    order = make_order(registry, 1, delivery_type=DeliveryType.SCHOOL_ACTIVATIONCODES)
+    code = order.entitlements.get()
+    store(registry.licensor, activation_body(code, at=T0 + H, ref="act"))
+    apply_all_pending()
+    code.refresh_from_db()
+    assert code.status == "licensed" and code.user_master_identifier
+    cancel = propose(code, registry.licensor, status="cancelled")
+    confirm(registry, code, "cancelled", at=T0, rid="cxl-earlier", message=cancel)
+    apply_all_pending()
+    code.refresh_from_db()
+    assert (code.status, code.user_master_identifier, code.user_ids) == ("cancelled", None, None)
+    assert "user" not in code.specification
+    assert outcome("act")[0] == "stale"

@@ -329,6 +329,7 @@ def _replay(accepted: list[Confirmation], now: dt.datetime) -> _Replayed:
                 end_date=folded.end_date,
                 urls={p: (s, folded.url_causes[p]) for p, s in folded.urls.items()},
                 user=folded.user,
+                derive_user=True,
             )
         )
     written = write_states(targets, url_rows, now)

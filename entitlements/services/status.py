@@ -22,7 +22,9 @@ class TargetState:
 
     ``status_cause`` None means "nothing set the status": the row's status is left alone.
     ``urls`` maps portal party pk to (status, cause); a None cause leaves that URL alone.
-    ``user`` (a UserReference) binds an activation-code entitlement to its activating user.
+    ``user`` (a UserReference) binds an activation-code entitlement to its activating user;
+    with ``derive_user`` the binding is exactly ``user`` (None unbinds: a replay found that
+    no activation counts any more), otherwise a None ``user`` leaves the binding alone.
     """
 
     entitlement: Entitlement
@@ -31,6 +33,7 @@ class TargetState:
     end_date: dt.date | None
     urls: dict[int, tuple[str, Cause | None]] = field(default_factory=dict)
     user: dict | None = None
+    derive_user: bool = False
 
 
 @dataclass
@@ -66,7 +69,8 @@ def write_states(
         dirty = False
         cause = target.status_cause
         if cause is not None:
-            end_date = target.end_date if target.status in END_DATE_STATUSES else row.end_date
+            # endDate belongs to cancelled/blocked; a replay that undoes one clears it.
+            end_date = target.end_date if target.status in END_DATE_STATUSES else None
             if target.status != row.status:
                 events.append(_event(row.pk, None, row.status, target.status, cause))
             if (target.status, end_date, cause.effective_at) != (
@@ -77,7 +81,7 @@ def write_states(
                 row.status, row.end_date = target.status, end_date
                 row.status_changed_at = cause.effective_at
                 dirty = True
-        if target.user is not None and _bind_user(row, target.user):
+        if (target.user is not None or target.derive_user) and _bind_user(row, target.user):
             dirty = True
         if dirty:
             row.date_last_modified = now  # bulk_update does not touch auto_now fields
@@ -104,15 +108,18 @@ def write_states(
     return WriteResult(len(changed_entitlements), len(changed_urls), len(events))
 
 
-def _bind_user(row: Entitlement, user: dict) -> bool:
-    """Bind an activation-code entitlement to ``user``; False when nothing changes."""
+def _bind_user(row: Entitlement, user: dict | None) -> bool:
+    """Bind an activation-code entitlement to ``user`` (None: unbind); False when nothing
+    changes. Other entitlements keep the user they were ordered for."""
     if row.entitlement_type not in ACTIVATION_CODE_TYPES:
         return False
-    master, ids = user.get("userMasterIdentifier"), user.get("userIds")
+    master = user.get("userMasterIdentifier") if user else None
+    ids = user.get("userIds") if user else None
     if (row.user_master_identifier, row.user_ids) == (master, ids):
         return False
     row.user_master_identifier, row.user_ids = master, ids
-    row.specification = {**(row.specification or {}), "user": user}
+    specification = {k: v for k, v in (row.specification or {}).items() if k != "user"}
+    row.specification = {**specification, "user": user} if user else specification
     return True
 
 
