@@ -353,3 +353,14 @@ def test_replay_that_makes_an_activation_stale_unbinds_the_code(registry):
     assert (code.status, code.user_master_identifier, code.user_ids) == ("cancelled", None, None)
     assert "user" not in code.specification
     assert outcome("act")[0] == "stale"
+
+
+def test_overdue_pending_is_what_the_sweep_looks_for(registry, ent):
+    from confirmations.selectors.pending import has_overdue_pending
+
+    assert not has_overdue_pending(0)
+    confirm(registry, ent, "entitled")
+    assert has_overdue_pending(0)
+    assert not has_overdue_pending(3600)  # just received: the wake-up is still on its way
+    apply_all_pending()
+    assert not has_overdue_pending(0)
