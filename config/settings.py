@@ -259,3 +259,20 @@ CELERY_BEAT_SCHEDULE["expire-entitlements"] = {
 }
 # A delivery order of 100,000 students with ECK iDs is some 15-30 MB of JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("HUB_MAX_REQUEST_BYTES", str(64 * 1024 * 1024)))
+
+# --- Confirmations (issue 4) ----------------------------------------------------------------
+# Confirmations a worker claims and applies in one transaction.
+HUB_APPLY_BATCH_SIZE = int(os.environ.get("HUB_APPLY_BATCH_SIZE", "500"))
+# Test only: seconds a worker waits inside a claimed batch (to kill it mid-batch).
+HUB_APPLY_BATCH_DELAY = float(os.environ.get("HUB_APPLY_BATCH_DELAY", "0"))
+# A wake-up of the workers is sent at most once per this many milliseconds while none has
+# been picked up yet (a Redis key, cleared when a worker starts applying).
+HUB_WAKE_DEBOUNCE_MS = int(os.environ.get("HUB_WAKE_DEBOUNCE_MS", "5000"))
+# The sweep runs every INTERVAL seconds and wakes the workers when confirmations have been
+# pending for longer than AGE seconds (e.g. accepted while Redis was down).
+HUB_CONFIRMATION_SWEEP_INTERVAL = float(os.environ.get("HUB_CONFIRMATION_SWEEP_INTERVAL", "30"))
+HUB_CONFIRMATION_SWEEP_AGE = float(os.environ.get("HUB_CONFIRMATION_SWEEP_AGE", "10"))
+CELERY_BEAT_SCHEDULE["confirmations-sweep"] = {
+    "task": "confirmations.tasks.sweep_pending",
+    "schedule": HUB_CONFIRMATION_SWEEP_INTERVAL,
+}

@@ -1,3 +1,15 @@
 """URLs of the confirmations app."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from .api.views import ActivationView, ConfirmationOutcomeView, ConfirmationView
+
+urlpatterns = [
+    path("entitlements/confirmations", ConfirmationView.as_view(), name="confirmations"),
+    path(
+        "entitlements/confirmations/<str:receive_id>",
+        ConfirmationOutcomeView.as_view(),
+        name="confirmation-outcome",
+    ),
+    path("usage/activation", ActivationView.as_view(), name="usage-activation"),
+]

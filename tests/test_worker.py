@@ -41,7 +41,7 @@ def test_embedded_default_worker_runs_a_task_in_a_separate_process(tmp_path):
 
         def heartbeat_written():
             out = subprocess.run(
-                [*manage, "shell", "-c", count],
+                [*manage, "shell", "-v", "0", "-c", count],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,

@@ -1,0 +1,147 @@
+"""Strict validation of the bodies of ``PUT /entitlements/confirmations`` (seed 003) and
+``PUT /usage/activation`` (DESIGN.md §3.4a).
+
+Strict means: strings must be JSON strings (no numbers coerced), timestamps are RFC 3339 with
+a time zone, enums are the page's, and unknown fields are refused (a misspelt optional field
+would otherwise be silently ignored). Errors name the field; the exception handler turns
+them into a StatusResponse with functional code 11.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from rest_framework import serializers
+
+from aanspraak.choices import OrganisationIdType, UserIdType
+from entitlements.statuses import EntitlementType
+
+# Seed 003's enums (newUrlStatus has no "uninitialized"; entitlements have no "expired").
+CONFIRMABLE_ENTITLEMENT_STATUSES = ["created", "entitled", "licensed", "cancelled", "blocked"]
+CONFIRMABLE_URL_STATUSES = ["initialized", "processed", "cancelled", "blocked", "expired"]
+
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+class StrictCharField(serializers.CharField):
+    """A string that must be a JSON string, not anything ``str()`` can make one of."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 200)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictChoiceField(serializers.ChoiceField):
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid_choice", input=data)
+        return super().to_internal_value(data)
+
+
+class Rfc3339Field(serializers.Field):
+    """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``)."""
+
+    default_error_messages = {
+        "invalid": ("must be an RFC 3339 date-time with a time zone, e.g. 2026-09-01T08:30:00Z."),
+    }
+
+    def to_internal_value(self, data) -> dt.datetime:
+        if not isinstance(data, str) or not RFC3339.match(data):
+            self.fail("invalid")
+        try:
+            moment = dt.datetime.fromisoformat(data.upper().replace("Z", "+00:00"))
+        except ValueError:
+            self.fail("invalid")
+        return moment.astimezone(dt.UTC)
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, naming them."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["is not a field of this message."] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class UrlStatusSerializer(StrictSerializer):
+    portal = StrictCharField(required=False)
+    urlStatus = StrictChoiceField(choices=CONFIRMABLE_URL_STATUSES)
+
+
+class ConfirmationSerializer(StrictSerializer):
+    """EntitlementConfirmation (seed 003)."""
+
+    entitlementReferenceId = StrictCharField()
+    entitlementReceiveId = StrictCharField()
+    entitlementId = StrictCharField()
+    productId = StrictCharField()
+    processedTimestamp = Rfc3339Field()
+    newEntitlementStatus = StrictChoiceField(
+        choices=CONFIRMABLE_ENTITLEMENT_STATUSES, required=False
+    )
+    newUrlStatus = UrlStatusSerializer(required=False)
+
+    def validate(self, attrs):
+        if "newEntitlementStatus" not in attrs and "newUrlStatus" not in attrs:
+            raise serializers.ValidationError(
+                "at least one of newEntitlementStatus and newUrlStatus is required."
+            )
+        return attrs
+
+
+class OrganisationIdSerializer(StrictSerializer):
+    organisationId = StrictCharField()
+    organisationIdType = StrictChoiceField(choices=OrganisationIdType.values)
+
+
+class SchoolReferenceSerializer(StrictSerializer):
+    organisationMasterIdentifier = StrictCharField(required=False)
+    organisationIds = OrganisationIdSerializer(many=True, required=False)
+
+    def validate(self, attrs):
+        if not attrs.get("organisationMasterIdentifier") and not attrs.get("organisationIds"):
+            raise serializers.ValidationError(
+                "either organisationMasterIdentifier or organisationIds is required."
+            )
+        return attrs
+
+
+class UserIdSerializer(StrictSerializer):
+    userId = StrictCharField(max_length=500)
+    userIdType = StrictChoiceField(choices=UserIdType.values)
+
+
+class UserReferenceSerializer(StrictSerializer):
+    userMasterIdentifier = StrictCharField(required=False, max_length=500)
+    userIds = UserIdSerializer(many=True, required=False)
+
+    def validate(self, attrs):
+        if not attrs.get("userMasterIdentifier") and not attrs.get("userIds"):
+            raise serializers.ValidationError("either userMasterIdentifier or userIds is required.")
+        return attrs
+
+
+class ActivationSerializer(StrictSerializer):
+    """An initial activation (DESIGN.md §3.4a); every field is required."""
+
+    initialActivationReferenceId = StrictCharField()
+    entitlementId = StrictCharField()
+    productId = StrictCharField()
+    entitlementType = StrictChoiceField(choices=EntitlementType.values)
+    school = SchoolReferenceSerializer()
+    user = UserReferenceSerializer()
+    activationTimestamp = Rfc3339Field()

@@ -1,0 +1,145 @@
+"""The pure fold of an entitlement's confirmations into its state (no database).
+
+Convergence by replay: the state of an entitlement is always the fold of *all* its accepted
+confirmations, sorted by ``processedTimestamp`` (ties by ``entitlementReceiveId``, then sender
+and kind), starting from the base state. A late, older confirmation therefore re-derives the
+state instead of being judged against whatever happened to arrive first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from entitlements.statuses import END_DATE_STATUSES, EntitlementStatus, EventCause, UrlStatus
+from entitlements.transitions import Cause, Decision, Outcome, Subject, decide
+
+
+@dataclass(frozen=True)
+class Event:
+    """One input of the fold: an accepted confirmation or activation, or the expiry."""
+
+    effective_at: dt.datetime
+    ref: str  # entitlementReceiveId / initialActivationReferenceId ("" for expiry)
+    sender: int  # sender party pk (0 for expiry)
+    cause: str  # EventCause value
+    pk: int | None = None  # Confirmation pk
+    new_status: str | None = None
+    proposed_status: str | None = None  # None: no proposal to answer (activation, expiry)
+    proposed_end_date: dt.date | None = None
+    portal: int | None = None  # portal party pk of a URL confirmation
+    new_url_status: str | None = None
+    proposed_url_status: str | None = None
+    user: dict | None = None  # an activation's UserReference
+    expire_urls: bool = False
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.effective_at, self.ref, self.sender, self.cause)
+
+    @property
+    def as_cause(self) -> Cause:
+        return Cause(self.cause, self.pk, self.ref, self.effective_at)
+
+
+@dataclass
+class Folded:
+    """The state an entitlement's events fold into, and each confirmation's outcome."""
+
+    status: str
+    status_cause: Cause | None
+    end_date: dt.date | None
+    urls: dict[int, str]
+    url_causes: dict[int, Cause | None]
+    user: dict | None
+    outcomes: dict[int, Decision] = field(default_factory=dict)
+
+
+def local_date(moment: dt.datetime, tz: dt.tzinfo) -> dt.date:
+    """The calendar date of ``moment`` in the hub's time zone."""
+    return moment.astimezone(tz).date()
+
+
+def fold(base_urls: dict[int, str], events: list[Event], tz: dt.tzinfo) -> Folded:
+    """Fold ``events`` (any order) from the base state: status ``created``, URL statuses
+    ``base_urls`` (portal pk -> status). Deterministic for a given set of events."""
+    state = Folded(
+        status=EntitlementStatus.CREATED,
+        status_cause=None,
+        end_date=None,
+        urls=dict(base_urls),
+        url_causes=dict.fromkeys(base_urls),
+        user=None,
+    )
+    for event in sorted(events, key=lambda e: e.sort_key):
+        decision = _step(state, event, tz)
+        if event.pk is not None:
+            state.outcomes[event.pk] = decision
+    return state
+
+
+def _step(state: Folded, event: Event, tz: dt.tzinfo) -> Decision:
+    """Apply one event to ``state`` in place; return the event's outcome."""
+    if event.expire_urls:
+        for portal, current in state.urls.items():
+            if decide(Subject.URL, current, None, UrlStatus.EXPIRED).outcome is Outcome.APPLIED:
+                state.urls[portal] = UrlStatus.EXPIRED
+                state.url_causes[portal] = event.as_cause
+
+    # Answer checks first: a confirmation with one part that answers nothing is rejected
+    # as a whole, and neither of its parts is applied.
+    parts: list[tuple[Subject, str, str | None, str]] = []
+    if event.new_status is not None:
+        parts.append((Subject.ENTITLEMENT, state.status, event.proposed_status, event.new_status))
+    if event.new_url_status is not None:
+        current_url = state.urls.get(event.portal) if event.portal is not None else None
+        if current_url is None:
+            return Decision(
+                Outcome.REJECTED, "the entitlement has no URL status at the confirming portal"
+            )
+        parts.append((Subject.URL, current_url, event.proposed_url_status, event.new_url_status))
+    decisions = [decide(*part) for part in parts]
+    rejected = [d for d in decisions if d.outcome is Outcome.REJECTED]
+    if rejected:
+        return Decision(Outcome.REJECTED, "; ".join(d.reason for d in rejected))
+
+    for (subject, _current, _proposed, new), decision in zip(parts, decisions, strict=True):
+        if decision.outcome is not Outcome.APPLIED:
+            continue
+        if subject is Subject.ENTITLEMENT:
+            state.status = new
+            state.status_cause = event.as_cause
+            if new in END_DATE_STATUSES:
+                state.end_date = event.proposed_end_date or local_date(event.effective_at, tz)
+        else:
+            state.urls[event.portal] = new
+            state.url_causes[event.portal] = event.as_cause
+
+    if (
+        event.user is not None
+        and state.user is None
+        and decisions
+        and decisions[0].outcome in (Outcome.APPLIED, Outcome.DUPLICATE)
+    ):
+        state.user = event.user  # the first activation that counts binds the user
+
+    outcomes = {d.outcome for d in decisions}
+    if Outcome.APPLIED in outcomes:
+        outcome = Outcome.APPLIED
+    elif Outcome.STALE in outcomes:
+        outcome = Outcome.STALE
+    else:
+        outcome = Outcome.DUPLICATE
+    return Decision(outcome, "; ".join(d.reason for d in decisions))
+
+
+def expiry_event(expires_at: dt.datetime) -> Event:
+    """The hub's expiry of an entitlement (and its URL statuses) at ``expires_at``."""
+    return Event(
+        effective_at=expires_at,
+        ref="",
+        sender=0,
+        cause=EventCause.EXPIRY,
+        new_status=EntitlementStatus.EXPIRED,
+        expire_urls=True,
+    )

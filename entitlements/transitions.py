@@ -1,0 +1,119 @@
+"""The legal status transitions of entitlements and URL statuses: one table, as data.
+
+Two relations decide every confirmation (DESIGN.md §4):
+
+* ``ANSWERS``: which new statuses answer a status the hub *proposed* in an Entitlement
+  request (a registry answers a proposed ``created`` with ``created``, ``entitled`` or
+  ``licensed``; a cancel proposal only with ``cancelled``).
+* ``MOVES``: which statuses may follow the *current* one. Terminal statuses have no moves.
+
+``decide`` combines them into the outcome of one confirmation. The hub's own events (expiry,
+initial activations) have no proposal to answer and pass ``proposed=None``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .statuses import EntitlementStatus as E
+from .statuses import UrlStatus as U
+
+
+class Subject(StrEnum):
+    """What a status belongs to: the entitlement itself or its URL at a portal."""
+
+    ENTITLEMENT = "entitlement"
+    URL = "url"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    REJECTED = "rejected"
+
+
+ANSWERS: dict[Subject, dict[str, frozenset[str]]] = {
+    Subject.ENTITLEMENT: {
+        E.CREATED: frozenset({E.CREATED, E.ENTITLED, E.LICENSED}),
+        E.CANCELLED: frozenset({E.CANCELLED}),
+        E.BLOCKED: frozenset({E.BLOCKED}),
+    },
+    Subject.URL: {
+        U.INITIALIZED: frozenset({U.INITIALIZED, U.PROCESSED, U.EXPIRED}),
+        U.CANCELLED: frozenset({U.CANCELLED}),
+        U.BLOCKED: frozenset({U.BLOCKED}),
+    },
+}
+
+MOVES: dict[Subject, dict[str, frozenset[str]]] = {
+    Subject.ENTITLEMENT: {
+        E.CREATED: frozenset({E.ENTITLED, E.LICENSED, E.CANCELLED, E.BLOCKED, E.EXPIRED}),
+        E.ENTITLED: frozenset({E.LICENSED, E.CANCELLED, E.BLOCKED, E.EXPIRED}),
+        # An activated licence can no longer be cancelled, only blocked (or expire).
+        E.LICENSED: frozenset({E.BLOCKED, E.EXPIRED}),
+        E.CANCELLED: frozenset(),
+        E.BLOCKED: frozenset(),
+        E.EXPIRED: frozenset(),
+    },
+    Subject.URL: {
+        # A portal's confirmation proves the request reached it, even before the hub
+        # recorded the delivery: every outcome may follow ``uninitialized``.
+        U.UNINITIALIZED: frozenset({U.INITIALIZED, U.PROCESSED, U.CANCELLED, U.BLOCKED, U.EXPIRED}),
+        U.INITIALIZED: frozenset({U.PROCESSED, U.CANCELLED, U.BLOCKED, U.EXPIRED}),
+        U.PROCESSED: frozenset({U.CANCELLED, U.BLOCKED, U.EXPIRED}),
+        U.CANCELLED: frozenset(),
+        U.BLOCKED: frozenset(),
+        U.EXPIRED: frozenset(),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What set a status: a confirmation, an activation, the hub's expiry (an EventCause)."""
+
+    cause: str
+    pk: int | None
+    ref: str
+    effective_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    reason: str
+
+
+def answers(subject: Subject, proposed: str, new: str) -> bool:
+    """Whether ``new`` is an answer to the hub's proposal ``proposed``."""
+    return new in ANSWERS[subject].get(proposed, frozenset())
+
+
+def is_legal_move(subject: Subject, current: str, new: str) -> bool:
+    """Whether ``new`` may follow ``current``."""
+    return new in MOVES[subject].get(current, frozenset())
+
+
+def decide(subject: Subject, current: str, proposed: str | None, new: str) -> Decision:
+    """The outcome of moving a status from ``current`` to ``new`` in answer to ``proposed``.
+
+    ``rejected``: ``new`` does not answer the proposal; ``duplicate``: the status already is
+    ``new``; ``applied``: a legal move; ``stale``: not a legal move from ``current`` (the
+    status has moved on). ``proposed=None`` skips the answer check (the hub's own events).
+    """
+    label = "status" if subject is Subject.ENTITLEMENT else "URL status"
+    if proposed is not None and not answers(subject, proposed, new):
+        allowed = ", ".join(sorted(ANSWERS[subject].get(proposed, ()))) or "nothing"
+        return Decision(
+            Outcome.REJECTED,
+            f"{label} {new} does not answer the proposed {label} {proposed} "
+            f"(allowed answers: {allowed})",
+        )
+    if new == current:
+        return Decision(Outcome.DUPLICATE, f"the {label} already was {current}")
+    if is_legal_move(subject, current, new):
+        return Decision(Outcome.APPLIED, f"{label} {current} → {new}")
+    return Decision(Outcome.STALE, f"{label} {new} cannot follow the current {label} {current}")
