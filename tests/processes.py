@@ -144,3 +144,55 @@ class HubServer:
                 self.proc.wait(timeout=10)
         if hasattr(self, "_log_file"):
             self._log_file.close()
+
+
+class SimulatedParty:
+    """``manage.py simulate_party`` as a process of its own on a free loopback port."""
+
+    def __init__(self, args: list[str], env: dict, tmp_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / f"simulator-{self.port}.log"
+        self.args = [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "simulate_party",
+            "--port",
+            str(self.port),
+            *args,
+        ]
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> SimulatedParty:
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(self.counters, timeout=60, what=f"simulator on {self.port}")
+        return self
+
+    def counters(self) -> dict | None:
+        import json
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{self.url}/_simulator", timeout=1) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        if hasattr(self, "_log_file"):
+            self._log_file.close()
