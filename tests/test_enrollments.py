@@ -403,3 +403,14 @@ def test_admin_change_page_shows_the_lookup(registry, admin_server, admin_client
     page = admin_client.get(f"/admin/entitlements/entitlement/{e.pk}/change/")
     assert page.status_code == 200
     assert b"not-found" in page.content and b"no such enrollment" in page.content
+
+
+def test_simulate_party_reads_an_enrollment_table(tmp_path):
+    from django.core.management import CommandError, call_command
+
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(CommandError, match="must map enrollmentId to an Enrollment"):
+        call_command("simulate_party", "--administration", str(bad))
+    with pytest.raises(CommandError, match="--administration"):
+        call_command("simulate_party", "--administration", str(tmp_path / "missing.json"))

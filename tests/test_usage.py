@@ -233,3 +233,18 @@ def test_admin_shows_the_differences(registry, registry_server, admin_client):
     assert entitlement_id.encode() in page.content and b"missing-at-registry" in page.content
     listing = admin_client.get("/admin/entitlements/usagereconciliation/")
     assert listing.status_code == 200 and b"different" in listing.content
+
+
+def test_periodic_task_reconciles_every_contract(registry, registry_server, settings):
+    from entitlements import tasks
+
+    make_order(registry, 1, delivery_order_id="DO-1")
+    registry_server.usage["C-1"] = {"deliveryOrderId": "DO-1", "entitlements": []}
+    assert tasks.reconcile_usage() == {"different": 1}
+    schedule = settings.CELERY_BEAT_SCHEDULE["usage-reconcile"]
+    assert schedule["task"] == "entitlements.tasks.reconcile_usage"
+    assert schedule["schedule"] == settings.HUB_USAGE_RECONCILE_SECONDS
+    assert (
+        settings.CELERY_BEAT_SCHEDULE["enrollment-sweep"]["task"]
+        == "entitlements.tasks.sweep_enrollments"
+    )
