@@ -8,6 +8,9 @@ clients).
 - :mod:`aanspraak.outbound.policy`: how a result is classified (delivered, retry, failed) and
   when the next attempt is due (exponential backoff with full jitter, ``Retry-After``, a
   horizon).
+- :mod:`aanspraak.outbound.fetch`: ``fetch_json`` for GETs whose answer is read, with
+  ``ChainCallError`` kinds (docs/chain-clients.md); :mod:`aanspraak.outbound.enrollments`
+  (seed 004) and :mod:`aanspraak.outbound.usage` (seed 001) are built on it.
 """
 
 import warnings
