@@ -146,7 +146,8 @@ class Entitlement(models.Model):
     )
     user_ids = models.JSONField(null=True, blank=True, help_text="UserReference.userIds")
     enrollment_id = models.CharField(max_length=200, null=True, blank=True)
-    activation_code = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    # Unique by a constraint in Meta (no extra LIKE index: codes are looked up whole).
+    activation_code = models.CharField(max_length=64, null=True, blank=True)
     specification = models.JSONField(
         default=dict, blank=True, help_text="entitlementSpecification as served in seed 002"
     )
@@ -181,10 +182,12 @@ class Entitlement(models.Model):
                 | Q(enrollment_id__isnull=False),
                 name="entitlement_user_types_have_user",
             ),
+            models.UniqueConstraint(
+                fields=["activation_code"], name="entitlement_activation_code_unique"
+            ),
         ]
         indexes = [
             models.Index(fields=["user_master_identifier"], name="entitlement_eckid_idx"),
-            models.Index(fields=["status"], name="entitlement_status_idx"),
         ]
 
     def __str__(self) -> str:
@@ -194,10 +197,12 @@ class Entitlement(models.Model):
 class EntitlementUrlStatus(models.Model):
     """The state of an entitlement's access URL at one portal."""
 
+    # No single-column indexes: (entitlement, portal) is unique, which indexes both lookups
+    # the hub makes; fewer indexes keep intake's bulk inserts fast.
     entitlement = models.ForeignKey(
-        Entitlement, on_delete=models.CASCADE, related_name="url_statuses"
+        Entitlement, on_delete=models.CASCADE, related_name="url_statuses", db_index=False
     )
-    portal = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="+")
+    portal = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="+", db_index=False)
     status = models.CharField(
         max_length=20, choices=UrlStatus.choices, default=UrlStatus.UNINITIALIZED
     )
@@ -225,15 +230,30 @@ class OutboundMessage(models.Model):
         default=uuid.uuid4, unique=True, editable=False, help_text="entitlementReferenceId"
     )
     kind = models.CharField(max_length=40, choices=MessageKind.choices)
-    recipient = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="inbox")
+    # Indexes are chosen for the hot paths (intake inserts hundreds of thousands of rows):
+    # the recipient is indexed with the pending ones only, and the order and intake links
+    # (set on seller confirmations only) by partial indexes in Meta.
+    recipient = models.ForeignKey(
+        Party, on_delete=models.PROTECT, related_name="inbox", db_index=False
+    )
     entitlement = models.ForeignKey(
         Entitlement, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
     )
     delivery_order = models.ForeignKey(
-        DeliveryOrder, on_delete=models.CASCADE, null=True, blank=True, related_name="messages"
+        DeliveryOrder,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="messages",
+        db_index=False,
     )
     intake = models.ForeignKey(
-        DeliveryOrderIntake, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+        DeliveryOrderIntake,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     proposed_entitlement_status = models.CharField(
         max_length=20, choices=EntitlementStatus.choices, null=True, blank=True
@@ -278,10 +298,19 @@ class OutboundMessage(models.Model):
             ),
         ]
         indexes = [
+            # The drain claims one recipient's due messages in next_attempt_at order.
             models.Index(
-                fields=["next_attempt_at"],
+                fields=["recipient", "next_attempt_at"],
                 condition=Q(state="pending"),
                 name="message_pending_due_idx",
+            ),
+            models.Index(
+                fields=["delivery_order"],
+                condition=Q(delivery_order__isnull=False),
+                name="message_delivery_order_idx",
+            ),
+            models.Index(
+                fields=["intake"], condition=Q(intake__isnull=False), name="message_intake_idx"
             ),
         ]
 
@@ -317,9 +346,12 @@ class StatusEvent(models.Model):
     because confirmations depend on entitlements, never the other way round.
     """
 
-    entitlement = models.ForeignKey(Entitlement, on_delete=models.CASCADE, related_name="events")
+    # Indexed by the timeline index (entitlement, recorded_at) in Meta only.
+    entitlement = models.ForeignKey(
+        Entitlement, on_delete=models.CASCADE, related_name="events", db_index=False
+    )
     portal = models.ForeignKey(
-        Party, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        Party, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     from_status = models.CharField(max_length=20, blank=True)
     to_status = models.CharField(max_length=20)
