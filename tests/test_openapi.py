@@ -3,17 +3,23 @@ Swagger UI at /api/docs/ working without any CDN."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from django.test import Client as HttpClient
 
 from aanspraak.choices import Scope
+from entitlements.statuses import DeliveryType
+from tests.confirm_helpers import activation_body, licensor_body, request_to
+from tests.factories import make_order
 from tests.seedtables import (
     SEED_002,
     SEED_003,
@@ -408,3 +414,253 @@ def test_confirm_operation_matches_seed_003_yaml(schema):
     assert set(op["responses"]) == set(seed_op["responses"])
     # 202 Accepted without a body, as in the page.
     assert "content" not in op["responses"]["202"] and "content" not in seed_op["responses"]["202"]
+
+
+# --- Real answers validated against the generated document ------------------------------------
+# Each endpoint is called for real (Django test client, test registry) and every answer's body
+# is validated with jsonschema against the operation's documented response for its status.
+# Objects are validated strictly (no undocumented fields), so a field the hub sends but the
+# document lacks fails too; each test also produces every status its operation documents.
+
+FORMATS = jsonschema.FormatChecker()
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+@FORMATS.checks("date-time")
+def _is_date_time(value) -> bool:
+    return not isinstance(value, str) or bool(_RFC3339.match(value))
+
+
+def closed(node):
+    """A copy of an OpenAPI schema in which every object with properties refuses others."""
+    if isinstance(node, list):
+        return [closed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    copy = {key: closed(value) for key, value in node.items()}
+    if "properties" in copy:
+        copy.setdefault("additionalProperties", False)
+    return copy
+
+
+class AnswerChecker:
+    """Validates answers of one operation and records which statuses were seen."""
+
+    def __init__(self, schema: dict, path: str, method: str):
+        self.components = closed(schema["components"])
+        self.operation = operation(schema, path, method)
+        self.seen: set[str] = set()
+
+    def __call__(self, response, status: int):
+        assert response.status_code == status, getattr(response, "content", b"")[:500]
+        documented = self.operation["responses"].get(str(status))
+        assert documented is not None, f"status {status} is not documented"
+        self.seen.add(str(status))
+        raw = b"".join(response.streaming_content) if response.streaming else response.content
+        if "content" not in documented:
+            assert raw == b"", raw[:200]
+            return None
+        assert response["Content-Type"].startswith("application/json")
+        data = json.loads(raw)
+        node = documented["content"]["application/json"]["schema"]
+        validator = jsonschema.Draft202012Validator(
+            {**node, "components": self.components}, format_checker=FORMATS
+        )
+        validator.validate(data)
+        return data
+
+    def assert_every_documented_status_seen(self) -> None:
+        assert self.seen == set(self.operation["responses"])
+
+
+def test_the_checker_refuses_undocumented_fields_and_bad_formats(schema):
+    check = AnswerChecker(schema, "/entitlements/confirmations/{entitlementReceiveId}", "get")
+    node = check.operation["responses"]["200"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator(
+        {**node, "components": check.components}, format_checker=FORMATS
+    )
+    good = {"entitlementReceiveId": "r", "state": "pending", "reason": ""}
+    assert validator.is_valid(good)
+    assert not validator.is_valid({**good, "extra": 1})
+    assert not validator.is_valid({**good, "state": "done"})
+    assert not validator.is_valid({"entitlementReceiveId": "r", "state": "pending"})
+    entitlement = check.components["schemas"]["Entitlement"]
+    dated = jsonschema.Draft202012Validator(
+        {"$ref": "#/components/schemas/Entitlement", "components": check.components},
+        format_checker=FORMATS,
+    )
+    assert "dateCreated" in entitlement["required"]
+    valid = {
+        "entitlementId": "e",
+        "productId": "p",
+        "startDate": "2026-08-01",
+        "activationUntilDate": "2026-10-01",
+        "entitlementType": "school-student",
+        "entitlementStatus": "created",
+        "dateCreated": "2026-08-02T07:30:15Z",
+        "dateLastModified": "2026-08-02T07:30:15Z",
+    }
+    assert dated.is_valid(valid)
+    assert not dated.is_valid({**valid, "startDate": "2026-13-45"})
+    assert not dated.is_valid({**valid, "dateCreated": "yesterday"})
+    assert not dated.is_valid({**valid, "contractId": None})  # left out, never null
+
+
+def test_read_answers_match_the_schema(schema, registry, auth_client, api_client):
+    check = AnswerChecker(schema, "/entitlements/deliveryorder/{id}", "get")
+    make_order(registry, 2, delivery_order_id="DO-OA")
+    make_order(
+        registry,
+        2,
+        delivery_order_id="DO-OA-CODES",
+        delivery_type=DeliveryType.SCHOOL_ACTIVATIONCODES,
+    )
+    seller = auth_client("oost-seller")
+    people = check(seller.get("/entitlements/deliveryorder/DO-OA"), 200)
+    codes = check(seller.get("/entitlements/deliveryorder/DO-OA-CODES"), 200)
+    assert len(people) == len(codes) == 2
+    assert "user" in people[0]["entitlementSpecification"]
+    assert "activationCode" in codes[0]["entitlementSpecification"]
+    assert people[0]["urlStatuses"] == [{"portal": "portal-zuid", "urlStatus": "uninitialized"}]
+    check(seller.get("/entitlements/deliveryorder/" + "x" * 201), 400)
+    check(api_client.get("/entitlements/deliveryorder/DO-OA"), 401)
+    usage_only = auth_client("noord-lr", scope="eduv.usage.licensor")
+    assert check(usage_only.get("/entitlements/deliveryorder/DO-OA"), 403)["status"] == 21
+    check(seller.get("/entitlements/deliveryorder/DO-MISSING"), 404)
+    check(seller.post("/entitlements/deliveryorder/DO-OA"), 405)
+    check.assert_every_documented_status_seen()
+
+
+def delivery_order_body(order_id: str, **changes) -> dict:
+    order = {
+        "deliveryOrderId": order_id,
+        "contractId": "C-1",
+        "buyer": {"school": {"organisationMasterIdentifier": "110A133"}},
+        "productId": "9789001000011",
+        "deliveryType": "school-students",
+        "deliverySpecification": {
+            "students": [{"userMasterIdentifier": "https://ketenid.nl/201703/a"}]
+        },
+        "startDate": "2026-08-01",
+        "activationUntilDate": "2026-10-01",
+        "expirationDate": "2027-07-31",
+    }
+    order.update(changes)
+    return {"deliveryOrderReferenceId": str(uuid.uuid4()), "deliveryOrder": order}
+
+
+def test_intake_answers_match_the_schema(schema, registry, auth_client, api_client):
+    check = AnswerChecker(schema, "/deliveryorders", "put")
+    seller = auth_client("oost-seller")
+    body = delivery_order_body("DO-IN")
+    placed = check(seller.put("/deliveryorders", body, format="json"), 202)
+    assert (placed["action"], placed["repeated"], placed["totalQuantity"]) == ("order", False, 1)
+    again = check(seller.put("/deliveryorders", body, format="json"), 202)
+    assert again["repeated"] is True
+    cancel = {
+        "deliveryOrderReferenceId": str(uuid.uuid4()),
+        "deliveryOrder": {
+            "deliveryOrderId": "DO-IN",
+            "status": "cancelled",
+            "endDate": "2026-12-31",
+        },
+    }
+    cancelled = check(seller.put("/deliveryorders", cancel, format="json"), 202)
+    assert cancelled["action"] == "cancel" and cancelled["cancelledQuantity"] == 1
+    bad = delivery_order_body("DO-BAD", productId=None)
+    assert check(seller.put("/deliveryorders", bad, format="json"), 400)["status"] == 11
+    check(api_client.put("/deliveryorders", body, format="json"), 401)
+    portal = auth_client("zuid-portal")
+    assert check(portal.put("/deliveryorders", body, format="json"), 403)["status"] == 21
+    check(seller.get("/deliveryorders"), 405)
+    check.assert_every_documented_status_seen()
+
+
+def test_intake_request_examples_match_the_documented_body(schema):
+    """The bodies the hub accepts (an order, a cancellation) are valid documented requests,
+    and the two shapes cannot be confused."""
+    components = closed(schema["components"])
+    for name in ("DeliveryOrder", "DeliveryOrderCancellation"):
+        components["schemas"][name]["additionalProperties"] = True  # unknown keys are ignored
+    op = operation(schema, "/deliveryorders", "put")
+    node = op["requestBody"]["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator(
+        {**node, "components": components}, format_checker=FORMATS
+    )
+    order = delivery_order_body("DO-1")
+    cancel = {
+        "deliveryOrderReferenceId": "r",
+        "deliveryOrder": {
+            "deliveryOrderId": "DO-1",
+            "status": "cancelled",
+            "endDate": "2026-12-31",
+        },
+    }
+    assert validator.is_valid(order) and validator.is_valid(cancel)
+    # oneOf: an order marked cancelled without endDate is neither.
+    order["deliveryOrder"]["status"] = "cancelled"
+    assert not validator.is_valid(order)
+
+
+def test_confirmation_answers_match_the_schema(schema, registry, auth_client, api_client):
+    check = AnswerChecker(schema, "/entitlements/confirmations", "put")
+    entitlement = make_order(registry, 1).entitlements.get()
+    body = licensor_body(request_to(entitlement, registry.licensor))
+    licensor = auth_client("noord-lr")
+    assert check(licensor.put("/entitlements/confirmations", body, format="json"), 202) is None
+    url = "/entitlements/confirmations"
+    missing = {k: v for k, v in body.items() if k != "productId"}
+    assert check(licensor.put(url, missing, format="json"), 400)["status"] == 11
+    check(api_client.put(url, body, format="json"), 401)
+    portal = auth_client("zuid-portal")
+    assert check(portal.put(url, body, format="json"), 403)["status"] == 21
+    check(licensor.get(url), 405)
+    check.assert_every_documented_status_seen()
+
+
+def test_confirmation_outcome_answers_match_the_schema(schema, registry, auth_client, api_client):
+    check = AnswerChecker(schema, "/entitlements/confirmations/{entitlementReceiveId}", "get")
+    entitlement = make_order(registry, 1).entitlements.get()
+    body = licensor_body(request_to(entitlement, registry.licensor))
+    licensor = auth_client("noord-lr")
+    assert licensor.put("/entitlements/confirmations", body, format="json").status_code == 202
+    url = f"/entitlements/confirmations/{body['entitlementReceiveId']}"
+    outcome = check(licensor.get(url), 200)
+    assert outcome == {
+        "entitlementReceiveId": body["entitlementReceiveId"],
+        "state": "pending",
+        "reason": "",
+    }
+    check(api_client.get(url), 401)
+    check(auth_client("oost-seller").get(url), 403)
+    check(auth_client("berg-lr").get(url), 404)  # another registry's view: not found
+    check(licensor.put(url, {}, format="json"), 405)
+    check.assert_every_documented_status_seen()
+
+
+def test_activation_answers_match_the_schema(schema, registry, auth_client, api_client):
+    check = AnswerChecker(schema, "/usage/activation", "put")
+    entitlement = make_order(registry, 1).entitlements.get()
+    body = activation_body(entitlement)
+    licensor = auth_client("noord-lr")
+    assert check(licensor.put("/usage/activation", body, format="json"), 202) is None
+    bad = {**body, "activationTimestamp": "2026-09-01 08:00"}
+    assert check(licensor.put("/usage/activation", bad, format="json"), 400)["status"] == 11
+    check(api_client.put("/usage/activation", body, format="json"), 401)
+    assert check(auth_client("zuid-portal").put("/usage/activation", body, format="json"), 403)
+    check(licensor.get("/usage/activation"), 405)
+    check.assert_every_documented_status_seen()
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "url"),
+    [
+        ("/usage/school/user", "post", "/usage/school/user"),
+        ("/usage/contracts/{id}", "get", "/usage/contracts/C-1"),
+    ],
+)
+def test_provided_elsewhere_answers_match_the_schema(schema, db, api_client, path, method, url):
+    check = AnswerChecker(schema, path, method)
+    data = check(getattr(api_client, method)(url), 405)
+    assert "Licentieregistratie" in data["statusMessage"]
+    check.assert_every_documented_status_seen()
