@@ -26,6 +26,7 @@ _PUT_ERRORS = error_responses(
     401,
     403,
     405,
+    415,
     descriptions={
         400: "Bad Request: the body does not match the schema (status 11, the message names "
         "the field)",
@@ -178,6 +179,7 @@ class ActivationView(APIView):
                 401,
                 403,
                 405,
+                415,
                 descriptions={
                     400: _PUT_ERRORS[400].description,
                     403: "Forbidden: the token lacks the scope eduv.usage.licensor (status 21)",

@@ -40,6 +40,7 @@ class DeliveryOrderIntakeView(APIView):
                 401,
                 403,
                 405,
+                415,
                 descriptions={
                     400: "Bad Request: the message names every problem by path (status 11); "
                     "an unknown school or portal (status 23); a portal without the school's "
