@@ -89,7 +89,9 @@ class DeliverySpecificationSerializer(serializers.Serializer):
     ``{"students": [...]}``; ``school-employees`` → ``{"employees": [...]}`` (UserReferences
     with ``userIds``); ``customer-user`` → ``{"users": [...]}``; ``school-activationcodes`` and
     ``customer-activationcode`` → ``{"quantity": N}`` (the hub generates the codes). One
-    entitlement per person or code; at most 100,000; a person listed twice is refused."""
+    entitlement per person or code; at most 100,000; a person listed twice is refused. A
+    student given as ``{"enrollmentId": ...}`` (DESIGN.md §3.3) is refused for now (400): the
+    hub does not resolve enrollments yet."""
 
     students = UserReferenceSerializer(many=True, required=False)
     employees = UserReferenceSerializer(many=True, required=False)
