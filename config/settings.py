@@ -294,3 +294,19 @@ CELERY_BEAT_SCHEDULE["confirmations-sweep"] = {
     "task": "confirmations.tasks.sweep_pending",
     "schedule": HUB_CONFIRMATION_SWEEP_INTERVAL,
 }
+
+# --- Chain clients (issue 6): enrollment lookups and usage reconciliation ---------------------
+# Enrollment lookups one resolver claims at a time (sent concurrently, HUB_OUTBOUND_CONCURRENCY).
+HUB_ENROLLMENT_BATCH_SIZE = int(os.environ.get("HUB_ENROLLMENT_BATCH_SIZE", "50"))
+# How often beat looks for due enrollment lookups (retries and lost wake-ups).
+HUB_ENROLLMENT_SWEEP_SECONDS = float(os.environ.get("HUB_ENROLLMENT_SWEEP_SECONDS", "10"))
+# How often every contract's usage is reconciled with the licence registries.
+HUB_USAGE_RECONCILE_SECONDS = float(os.environ.get("HUB_USAGE_RECONCILE_SECONDS", "86400"))
+CELERY_BEAT_SCHEDULE["enrollment-sweep"] = {
+    "task": "entitlements.tasks.sweep_enrollments",
+    "schedule": HUB_ENROLLMENT_SWEEP_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["usage-reconcile"] = {
+    "task": "entitlements.tasks.reconcile_usage",
+    "schedule": HUB_USAGE_RECONCILE_SECONDS,
+}

@@ -7,10 +7,13 @@ from .models import (
     DeliveryOrder,
     DeliveryOrderIntake,
     DeliveryOrderPortal,
+    EnrollmentLookup,
     Entitlement,
     EntitlementUrlStatus,
     OutboundMessage,
     StatusEvent,
+    UsageDifference,
+    UsageReconciliation,
 )
 
 
@@ -201,3 +204,122 @@ def propose_block(modeladmin, request, queryset):
 
 OutboundMessageAdmin.actions = [resend_selected]
 EntitlementAdmin.actions = [propose_cancel, propose_block]
+
+
+# --- Chain clients (issue 6): enrollment lookups and usage reconciliation. -----------------
+
+
+class EnrollmentLookupInline(admin.StackedInline):
+    model = EnrollmentLookup
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "state",
+        "attempt_count",
+        "next_attempt_at",
+        "error_kind",
+        "http_status",
+        "last_error",
+        "enrollment",
+        "queued_at",
+        "checked_at",
+        "resolved_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.action(description="Check enrollment (look the student up again)")
+def check_enrollment(modeladmin, request, queryset):
+    from .services.enrollment import check_enrollments
+
+    report = check_enrollments(queryset)
+    modeladmin.message_user(
+        request,
+        f"{report.queued} enrollment(s) queued to be looked up now; "
+        f"{report.already_resolved} already resolved; "
+        f"{report.not_by_enrollment} not given by enrollmentId.",
+    )
+
+
+EntitlementAdmin.inlines = [*EntitlementAdmin.inlines, EnrollmentLookupInline]
+EntitlementAdmin.actions = [*EntitlementAdmin.actions, check_enrollment]
+
+
+@admin.register(EnrollmentLookup)
+class EnrollmentLookupAdmin(admin.ModelAdmin):
+    list_display = [
+        "entitlement",
+        "state",
+        "error_kind",
+        "http_status",
+        "attempt_count",
+        "next_attempt_at",
+        "checked_at",
+    ]
+    list_filter = ["state", "error_kind"]
+    search_fields = ["=entitlement__entitlement_id", "entitlement__enrollment_id"]
+    raw_id_fields = ["entitlement"]
+    readonly_fields = EnrollmentLookupInline.readonly_fields
+
+
+class UsageDifferenceInline(admin.TabularInline):
+    model = UsageDifference
+    extra = 0
+    can_delete = False
+    readonly_fields = [
+        "kind",
+        "delivery_order_id",
+        "entitlement_id",
+        "field",
+        "hub_value",
+        "registry_value",
+    ]
+    fields = readonly_fields
+    max_num = 0
+
+
+@admin.register(UsageReconciliation)
+class UsageReconciliationAdmin(admin.ModelAdmin):
+    list_display = [
+        "contract_id",
+        "licensor",
+        "outcome",
+        "difference_count",
+        "http_status",
+        "started_at",
+    ]
+    list_filter = ["outcome", "licensor"]
+    search_fields = ["contract_id"]
+    list_select_related = ["licensor"]
+    readonly_fields = [
+        "contract_id",
+        "licensor",
+        "started_at",
+        "finished_at",
+        "outcome",
+        "error",
+        "http_status",
+        "difference_count",
+        "hub_totals",
+        "registry_totals",
+    ]
+    inlines = [UsageDifferenceInline]
+
+
+@admin.register(UsageDifference)
+class UsageDifferenceAdmin(admin.ModelAdmin):
+    list_display = [
+        "reconciliation",
+        "kind",
+        "delivery_order_id",
+        "entitlement_id",
+        "field",
+        "hub_value",
+        "registry_value",
+    ]
+    list_filter = ["kind"]
+    search_fields = ["delivery_order_id", "entitlement_id", "reconciliation__contract_id"]
+    raw_id_fields = ["reconciliation"]

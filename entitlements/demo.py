@@ -57,7 +57,8 @@ def _manage(*args: str) -> list[str]:
 
 
 def start_processes(port: int) -> list[subprocess.Popen]:
-    """The web process, a worker with beat, and the simulated parties."""
+    """The web process, a worker with beat, and the simulated parties; each logs to a file in
+    ``HUB_DATA_DIR/logs/``."""
     hub = f"http://127.0.0.1:{port}"
     data = Path(settings.HUB_DATA_DIR)
     celery = str(Path(sys.executable).with_name("celery"))
@@ -77,7 +78,22 @@ def start_processes(port: int) -> list[subprocess.Popen]:
         ),
         _manage("simulate_party", "--port", "9003", "--hub", hub, "--seller"),
     ]  # fmt: skip
-    return [subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for cmd in commands]
+    names = ["web", "worker", "registry", "portal", "seller"]
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = []
+    for name, cmd in zip(names, commands, strict=True):
+        with (logs / f"{name}.log").open("ab") as log:
+            processes.append(
+                subprocess.Popen(
+                    cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
+    return processes
+
+
+def log_dir() -> Path:
+    return Path(settings.HUB_DATA_DIR) / "logs"
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:

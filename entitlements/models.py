@@ -341,3 +341,132 @@ class StatusEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.entitlement_id}: {self.from_status or '-'} → {self.to_status}"
+
+
+class EnrollmentLookup(models.Model):
+    """The resolution of an entitlement given as ``{"enrollmentId": ...}`` to its student,
+    through the school's administration system (seed 004). While it is not ``resolved`` the
+    entitlement has no user and none of its Entitlement requests exist (they are created
+    when it resolves), so nothing about it leaves the hub."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RESOLVED = "resolved"
+        FAILED = "failed"
+
+    entitlement = models.OneToOneField(
+        Entitlement, on_delete=models.CASCADE, related_name="enrollment_lookup"
+    )
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=40, blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    enrollment = models.JSONField(
+        null=True, blank=True, help_text="The Enrollment as the administration system answered"
+    )
+    queued_at = models.DateTimeField(
+        help_text="Start of the current round of attempts (the retry horizon counts from it)"
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "resolved", "failed"]),
+                name="enrollmentlookup_state_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="resolved") | Q(resolved_at__isnull=False),
+                name="enrollmentlookup_resolved_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(state="pending"),
+                name="enrollmentlookup_due_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"enrollment lookup of {self.entitlement_id}: {self.state}"
+
+
+class UsageReconciliation(models.Model):
+    """One comparison of a contract's usage at a licence registry (seed 001) with the hub's
+    own entitlements of that contract and registry."""
+
+    class Outcome(models.TextChoices):
+        MATCHED = "matched"
+        DIFFERENT = "different"
+        FAILED = "failed"
+
+    contract_id = models.CharField(max_length=200)
+    licensor = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    error = models.TextField(blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    hub_totals = models.JSONField(default=dict, blank=True)
+    registry_totals = models.JSONField(default=dict, blank=True)
+    difference_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(outcome__in=["matched", "different", "failed"]),
+                name="usagereconciliation_outcome_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["contract_id", "started_at"], name="usagerecon_contract_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contract {self.contract_id} at {self.licensor_id}: {self.outcome}"
+
+
+class UsageDifference(models.Model):
+    """One difference found by a reconciliation."""
+
+    class Kind(models.TextChoices):
+        TOTAL = "total", "total differs"
+        STATUS = "status", "entitlement status differs"
+        MISSING_AT_REGISTRY = "missing-at-registry", "entitlement missing at the registry"
+        UNKNOWN_AT_HUB = "unknown-at-hub", "entitlement unknown at the hub"
+        ORDER_MISSING_AT_REGISTRY = "order-missing-at-registry", "order missing at the registry"
+        ORDER_UNKNOWN_AT_HUB = "order-unknown-at-hub", "order unknown at the hub"
+
+    reconciliation = models.ForeignKey(
+        UsageReconciliation, on_delete=models.CASCADE, related_name="differences"
+    )
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    delivery_order_id = models.CharField(max_length=200, blank=True)
+    entitlement_id = models.CharField(max_length=200, blank=True)
+    field = models.CharField(max_length=40, blank=True)
+    hub_value = models.CharField(max_length=200, blank=True)
+    registry_value = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    kind__in=[
+                        "total",
+                        "status",
+                        "missing-at-registry",
+                        "unknown-at-hub",
+                        "order-missing-at-registry",
+                        "order-unknown-at-hub",
+                    ]
+                ),
+                name="usagedifference_kind_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.delivery_order_id} {self.entitlement_id} {self.field}".strip()

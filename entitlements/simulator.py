@@ -11,6 +11,11 @@ asynchronously and after a delay:
 - as portal (``PUT [/portal]/entitlements``): a proposed URL status ``initialized`` is
   confirmed ``processed``; ``cancelled``/``blocked`` are confirmed as such.
 - as seller (``PUT [/seller]/deliveryorders/confirmations``): records the confirmation.
+- as school administration system (``GET [/administration]/enrollments/school/{id}``,
+  seed 004): answers the Enrollment of ``id`` from a configurable table, 404 otherwise.
+- as licence registry also ``GET [/registry]/usage/contracts/{id}`` (seed 001): the
+  DeliveryOrderUsage of what it has received and confirmed for that contract (one object
+  for one delivery order, an array for several), 404 for an unknown contract.
 
 Confirmations go to ``PUT {hub}/entitlements/confirmations`` with a token the simulator
 gets from the hub's ``/oauth2/token/`` with its own client credentials (through
@@ -45,7 +50,14 @@ from aanspraak.outbound import Endpoint, Outcome, send
 
 log = logging.getLogger(__name__)
 
-REGISTRY, PORTAL, SELLER = "registry", "portal", "seller"
+REGISTRY, PORTAL, SELLER, ADMINISTRATION = "registry", "portal", "seller", "administration"
+USAGE_TOTALS = {
+    "entitled": "totalEntitled",
+    "licensed": "totalLicensed",
+    "cancelled": "totalCancelled",
+    "blocked": "totalBlocked",
+    "expired": "totalExpired",
+}
 MAX_SEND_TRIES = 12
 
 
@@ -72,10 +84,14 @@ class SimulatorConfig:
     slow_seconds: float = 5.0
     seed: int | None = None
     require_token: bool = False
+    # enrollmentId -> Enrollment (seed 004) served as administration system; None: not played.
+    enrollments: dict[str, dict] | None = None
 
     @property
     def roles(self) -> list[str]:
         roles = []
+        if self.enrollments is not None:
+            roles.append(ADMINISTRATION)
         if self.registry:
             roles.append(REGISTRY)
         if self.portal_id:
@@ -119,7 +135,7 @@ class PartySimulator:
 
     def __init__(self, config: SimulatorConfig):
         if not config.roles:
-            raise ValueError("play at least one role: registry, portal or seller")
+            raise ValueError("play at least one role: registry, portal, seller or administration")
         self.config = config
         self.rng = random.Random(config.seed)
         self.lock = threading.Lock()
@@ -128,6 +144,10 @@ class PartySimulator:
         self.sent: list[Sent] = []
         self.seen_references: set[str] = set()
         self.issued_tokens: set[str] = set()
+        # As registry: entitlementId -> {deliveryOrderId, contractId, status} (status None
+        # until confirmed), the source of GET /usage/contracts/{id}.
+        self.registry_entitlements: dict[str, dict] = {}
+        self.gets: list[ReceivedMessage] = []
         self._jobs: list = []
         self._job_seq = itertools.count()
         self._wakeup = threading.Condition()
@@ -248,6 +268,12 @@ class PartySimulator:
         }
         if role == REGISTRY:
             proposed = entitlement.get("entitlementStatus")
+            with self.lock:
+                entry = self.registry_entitlements.setdefault(
+                    str(entitlement.get("entitlementId")), {"status": None}
+                )
+                entry["deliveryOrderId"] = entitlement.get("deliveryOrderId")
+                entry["contractId"] = entitlement.get("contractId")
             answer = "entitled" if proposed == "created" else proposed
             self._schedule(self.config.delay, lambda: self._confirm_registry(base, answer))
             if proposed == "created" and self._licensed(str(entitlement.get("entitlementId"))):
@@ -268,7 +294,68 @@ class PartySimulator:
             self._schedule(self.config.delay, lambda: self._confirm_portal(base, answer))
         return 202, {"entitlementReferenceId": reference}
 
+    def _record_status(self, entitlement_id, status: str) -> None:
+        with self.lock:
+            entry = self.registry_entitlements.get(str(entitlement_id))
+            if entry is not None:
+                entry["status"] = status
+
+    def contract_usage(self, contract_id: str) -> dict | list | None:
+        """The registry's DeliveryOrderUsage of a contract (None: unknown contract)."""
+        orders: dict[str, dict] = {}
+        with self.lock:
+            items = [
+                (eid, dict(e))
+                for eid, e in self.registry_entitlements.items()
+                if e.get("contractId") == contract_id
+            ]
+        for entitlement_id, entry in sorted(items):
+            usage = orders.setdefault(
+                entry["deliveryOrderId"],
+                {
+                    "deliveryOrderId": entry["deliveryOrderId"],
+                    **{key: 0 for key in USAGE_TOTALS.values()},
+                    "entitlements": [],
+                },
+            )
+            if entry["status"] is None:
+                continue  # received, not yet confirmed
+            if entry["status"] in USAGE_TOTALS:
+                usage[USAGE_TOTALS[entry["status"]]] += 1
+            usage["entitlements"].append(
+                {"entitlementId": entitlement_id, "entitlementStatus": entry["status"]}
+            )
+        if not orders:
+            return None
+        usages = list(orders.values())
+        return usages[0] if len(usages) == 1 else usages
+
+    def enrollment(self, enrollment_id: str) -> dict | None:
+        return (self.config.enrollments or {}).get(enrollment_id)
+
+    def _on_get(self, path: str) -> tuple[int, dict | list]:
+        from urllib.parse import unquote
+
+        bare = path.split("?", 1)[0].rstrip("/")
+        for role, prefix in (
+            (ADMINISTRATION, "/enrollments/school/"),
+            (REGISTRY, "/usage/contracts/"),
+        ):
+            if role not in self.config.roles:
+                continue
+            for lead in (f"/{role}", ""):
+                if bare.startswith(lead + prefix):
+                    key = unquote(bare[len(lead + prefix) :])
+                    found = (
+                        self.enrollment(key) if role == ADMINISTRATION else self.contract_usage(key)
+                    )
+                    if found is None:
+                        return 404, {"status": 99, "statusMessage": f"no {prefix[1:-1]} {key}"}
+                    return 200, found
+        return 404, {"status": 99, "statusMessage": "not found"}
+
     def _confirm_registry(self, base: dict, status: str) -> None:
+        self._record_status(base.get("entitlementId"), status)
         body = {
             **base,
             "entitlementReceiveId": str(uuid.uuid4()),
@@ -302,6 +389,7 @@ class PartySimulator:
             "user": user,
             "activationTimestamp": _now_z(),
         }
+        self._record_status(entitlement.get("entitlementId"), "licensed")
         self._send_to_hub(REGISTRY, "usage/activation", body)
 
     def _route(self, path: str) -> tuple[str | None, str]:
@@ -333,7 +421,7 @@ class PartySimulator:
             def log_message(self, fmt, *args):
                 log.debug("simulator: " + fmt, *args)
 
-            def _reply(self, status: int, body: dict) -> None:
+            def _reply(self, status: int, body: dict | list) -> None:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -354,8 +442,16 @@ class PartySimulator:
                     with simulator.lock:
                         counters = dict(simulator.counters.__dict__)
                     self._reply(200, {"roles": simulator.config.roles, **counters})
-                else:
-                    self._reply(404, {"status": 99, "statusMessage": "not found"})
+                    return
+                if simulator.config.require_token:
+                    token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    if token not in simulator.issued_tokens:
+                        self._reply(401, {"status": 99, "statusMessage": "token required"})
+                        return
+                with simulator.lock:
+                    simulator.gets.append(ReceivedMessage("", self.path, {}, dict(self.headers)))
+                status, answer = simulator._on_get(self.path)
+                self._reply(status, answer)
 
             def do_POST(self):
                 self._body()

@@ -36,3 +36,43 @@ def sweep_outbound() -> int:
 def expire_entitlements() -> int:
     """Move entitlements past their order's expirationDate to expired."""
     return expire_due().entitlements
+
+
+@shared_task(name="entitlements.tasks.resolve_enrollments")
+def resolve_enrollments() -> dict:
+    """Resolve the due enrollment lookups (see entitlements.services.enrollment)."""
+    from entitlements.services.enrollment import resolve_due
+
+    report = resolve_due()
+    if report.more:
+        resolve_enrollments.delay()
+    return {
+        "batches": report.batches,
+        "resolved": report.resolved,
+        "retry": report.retry,
+        "failed": report.failed,
+        "more": report.more,
+    }
+
+
+@shared_task(name="entitlements.tasks.sweep_enrollments")
+def sweep_enrollments() -> bool:
+    """Start a resolver run when lookups are due (retries, lost wake-ups)."""
+    from entitlements.services.enrollment import has_due
+
+    if has_due():
+        resolve_enrollments.delay()
+        return True
+    return False
+
+
+@shared_task(name="entitlements.tasks.reconcile_usage")
+def reconcile_usage() -> dict:
+    """Reconcile every contract's usage with the licence registries (periodic)."""
+    from entitlements.services.usage import reconcile_contracts
+
+    results = reconcile_contracts()
+    outcomes: dict[str, int] = {}
+    for result in results:
+        outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+    return outcomes

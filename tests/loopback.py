@@ -28,6 +28,7 @@ class Answer:
     body: dict | None = None
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
+    raw: bytes | None = None  # sent as is instead of ``body`` (malformed answers)
 
 
 class LoopbackParty:
@@ -134,7 +135,11 @@ class LoopbackParty:
 
     @staticmethod
     def _reply(handler, answer: Answer) -> None:
-        payload = json.dumps(answer.body if answer.body is not None else {}).encode()
+        payload = (
+            answer.raw
+            if answer.raw is not None
+            else json.dumps(answer.body if answer.body is not None else {}).encode()
+        )
         handler.send_response(answer.status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(payload)))

@@ -1,16 +1,21 @@
-"""Real processes for end-to-end tests: Celery workers (and anything else started by a test)."""
+"""Real processes for end-to-end tests: Celery workers, the hub under gunicorn, simulated
+parties. Each runs in its own process group and logs to a file in the test's tmp_path."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CELERY = str(Path(sys.executable).with_name("celery"))
+BIN = Path(sys.executable).parent
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
@@ -24,28 +29,30 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-class CeleryWorker:
-    """``celery -A config worker`` in its own process group, logging to a file."""
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
-    def __init__(self, env: dict, tmp_path: Path, extra_args: list[str]):
+
+class LoggedProcess:
+    """A subprocess in its own process group, logging to ``self.log``; subclasses give the
+    command line (``args``) and say when it is ready (``ready``)."""
+
+    name = "process"
+    ready_timeout = 60.0
+
+    def __init__(self, args: list[str], env: dict, tmp_path: Path):
+        self.args = args
         self.env = env
-        self.log = tmp_path / f"worker-{time.monotonic_ns()}.log"
-        self.args = [
-            CELERY,
-            "-A",
-            "config",
-            "worker",
-            "--loglevel=INFO",
-            "--concurrency=2",
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-            *extra_args,
-        ]
+        self.log = tmp_path / f"{self.name}-{time.monotonic_ns()}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    def ready(self) -> bool:
+        return True
+
+    def start(self):
         self._log_file = self.log.open("wb")
         self.proc = subprocess.Popen(
             self.args,
@@ -55,10 +62,16 @@ class CeleryWorker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for(lambda: b"ready." in self.log.read_bytes(), timeout=60, what="worker ready")
+        wait_for(self._ready_or_dead, timeout=self.ready_timeout, what=f"{self.name} ready")
+        return self
+
+    def _ready_or_dead(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited early:\n{self.output()[-3000:]}")
+        return self.ready()
 
     def kill(self) -> None:
-        """SIGKILL the whole worker (pool children too), as a crash would."""
+        """SIGKILL the whole process group (pool children too), as a crash would."""
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
@@ -69,8 +82,7 @@ class CeleryWorker:
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+                self.kill()
         if hasattr(self, "_log_file"):
             self._log_file.close()
 
@@ -78,69 +90,64 @@ class CeleryWorker:
         return self.log.read_text(errors="replace")
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    import socket
+class CeleryWorker(LoggedProcess):
+    """``celery -A config worker``."""
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    name = "worker"
+
+    def __init__(self, env: dict, tmp_path: Path, extra_args: list[str]):
+        hostname = f"test-{os.getpid()}-{time.monotonic_ns()}@%h"
+        args = [
+            str(BIN / "celery"), "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
+            "--without-gossip", "--without-mingle", "--hostname", hostname, *extra_args,
+        ]  # fmt: skip
+        super().__init__(args, env, tmp_path)
+
+    def ready(self) -> bool:
+        return b"ready." in self.log.read_bytes()
 
 
-class HubServer:
+class HubServer(LoggedProcess):
     """The hub itself under gunicorn on a loopback port, against the test database."""
+
+    name = "gunicorn"
 
     def __init__(self, env: dict, tmp_path: Path, workers: int = 2):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tmp_path / f"gunicorn-{self.port}.log"
-        self.env = env
-        self.args = [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            "4",
-            "--access-logfile",
-            "-",
-        ]
-        self.proc: subprocess.Popen | None = None
+        args = [
+            str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
+            "--workers", str(workers), "--threads", "4", "--access-logfile", "-",
+        ]  # fmt: skip
+        super().__init__(args, env, tmp_path)
 
-    def start(self) -> None:
-        import urllib.error
-        import urllib.request
+    def ready(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.url}/oauth2/token/", timeout=1)
+        except urllib.error.HTTPError:
+            return True  # any HTTP answer means it is serving
+        except OSError:
+            return False
+        return True
 
-        self._log_file = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
-        def up() -> bool:
-            try:
-                urllib.request.urlopen(f"{self.url}/oauth2/token/", timeout=1)
-            except urllib.error.HTTPError:
-                return True  # any HTTP answer means it is serving
-            except OSError:
-                return False
-            return True
+class SimulatedParty(LoggedProcess):
+    """``manage.py simulate_party`` on a free loopback port."""
 
-        wait_for(up, timeout=60, what="gunicorn serving")
+    name = "simulator"
 
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        if hasattr(self, "_log_file"):
-            self._log_file.close()
+    def __init__(self, args: list[str], env: dict, tmp_path: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        manage = [sys.executable, str(ROOT / "manage.py"), "simulate_party"]
+        super().__init__([*manage, "--port", str(self.port), *args], env, tmp_path)
+
+    def counters(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/_simulator", timeout=1) as response:
+                return json.loads(response.read())
+        except OSError:
+            return None
+
+    def ready(self) -> bool:
+        return self.counters() is not None

@@ -6,12 +6,7 @@ at that Redis; the periodic sweep (Celery beat inside the worker) re-wakes the w
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,16 +15,9 @@ from confirmations.models import Confirmation
 from entitlements.models import StatusEvent
 from tests.confirm_helpers import licensor_body, portal_body, request_to
 from tests.factories import make_order
-from tests.processes import ROOT, wait_for
+from tests.processes import HubServer, LoggedProcess, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def port_open(port: int) -> bool:
@@ -38,56 +26,22 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-class Process:
-    """A subprocess in its own process group, logging to a file."""
-
-    def __init__(self, args: list[str], log: Path, env: dict | None = None):
-        self.args, self.log, self.env = args, log, env
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self._out = self.log.open("ab")
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        if hasattr(self, "_out"):
-            self._out.close()
-
-
 @pytest.fixture
 def own_redis(tmp_path):
     """A redis-server of this test only (no persistence), startable and stoppable."""
     port = free_port()
-    server = Process(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        tmp_path / "redis.log",
+    server = LoggedProcess(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], None, tmp_path
     )
-
-    def start():
-        server.start()
-        wait_for(lambda: port_open(port), timeout=10, what="redis up")
+    server.ready = lambda: port_open(port)
 
     def stop():
         server.stop()
         wait_for(lambda: not port_open(port), timeout=10, what="redis down")
 
     server.url = f"redis://127.0.0.1:{port}/0"
-    server.up, server.down = start, stop
-    start()
+    server.up, server.down = server.start, stop
+    server.start()
     yield server
     server.stop()
 
@@ -95,15 +49,8 @@ def own_redis(tmp_path):
 @pytest.fixture
 def web(worker_env, own_redis, tmp_path):
     """gunicorn serving the hub on a free port, with the test's own Redis as broker."""
-    port = free_port()
-    server = Process(
-        [str(BIN / "gunicorn"), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2"],
-        tmp_path / "gunicorn.log",
-        {**worker_env, "CELERY_BROKER_URL": own_redis.url},
-    )
-    server.start()
-    wait_for(lambda: port_open(port), timeout=30, what="gunicorn up")
-    yield f"http://127.0.0.1:{port}"
+    server = HubServer({**worker_env, "CELERY_BROKER_URL": own_redis.url}, tmp_path).start()
+    yield server.url
     server.stop()
 
 

@@ -326,10 +326,22 @@ BAD_INPUT = [
         "students[2]: is the same person as deliveryOrder.deliverySpecification.students[0]",
     ),
     (
-        "enrollment id",
-        spec_students([{"enrollmentId": "E-1"}]),
+        "enrollment id with a user too",
+        spec_students([{"enrollmentId": "E-1", "userMasterIdentifier": "x"}]),
         11,
-        "students[0].enrollmentId: students by enrollmentId are not supported yet",
+        "students[0]: give either enrollmentId alone or a UserReference, not both",
+    ),
+    (
+        "empty enrollment id",
+        spec_students([{"enrollmentId": ""}]),
+        11,
+        "students[0].enrollmentId: must be a non-empty string",
+    ),
+    (
+        "same enrollment twice",
+        spec_students([{"enrollmentId": "E-1"}, {"enrollmentId": "E-1"}]),
+        11,
+        "students[1]: is the same person as deliveryOrder.deliverySpecification.students[0]",
     ),
     (
         "no quantity",

@@ -86,3 +86,24 @@ def test_production_starts_when_configured(tmp_path):
 def test_production_refuses_debug(tmp_path):
     result = run_probe(tmp_path, **PRODUCTION, DJANGO_DEBUG="1")
     assert result.returncode != 0 and "DJANGO_DEBUG" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DATABASE_URL": "postgres://postgres@127.0.0.1:1/x"}, "PostgreSQL at 127.0.0.1:1"),
+        ({"CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}, "Redis at redis://127.0.0.1:1/0"),
+        ({"DATABASE_URL": ""}, "needs PostgreSQL"),
+    ],
+)
+def test_suite_fails_not_skips_without_its_services(env, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_settings.py"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert message in result.stdout + result.stderr

@@ -8,10 +8,26 @@ clients).
 - :mod:`aanspraak.outbound.policy`: how a result is classified (delivered, retry, failed) and
   when the next attempt is due (exponential backoff with full jitter, ``Retry-After``, a
   horizon).
+- :mod:`aanspraak.outbound.fetch`: ``fetch_json`` for GETs whose answer is read, with
+  ``ChainCallError`` kinds (docs/chain-clients.md); :mod:`aanspraak.outbound.enrollments`
+  (seed 004) and :mod:`aanspraak.outbound.usage` (seed 001) are built on it.
 """
 
-from .client import Endpoint, SendResult, endpoint_for_party, send
-from .policy import Outcome, RetryPolicy, classify
+import warnings
+
+import authlib.deprecate
+
+# Authlib 1.9 prefers the httpx2 fork and warns when it falls back to httpx, which the hub
+# uses everywhere; the fallback works as before. Authlib's own module turns its warnings to
+# "always" when imported, so the filter goes in after that and before its httpx client.
+warnings.filterwarnings(
+    "ignore",
+    message="The httpx module is deprecated",
+    category=authlib.deprecate.AuthlibDeprecationWarning,
+)
+
+from .client import Endpoint, SendResult, endpoint_for_party, send  # noqa: E402
+from .policy import Outcome, RetryPolicy, classify  # noqa: E402
 
 __all__ = [
     "Endpoint",

@@ -163,6 +163,20 @@ def _elapsed_ms(start: float) -> int:
 def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -> SendResult:
     """Send one JSON request to ``endpoint`` and classify the result. Never raises for
     network or HTTP problems: they come back as a SendResult with an outcome and error."""
+    result, _ = exchange(endpoint, method, path, body)
+    return result
+
+
+def exchange(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    body: dict | list | None = None,
+    params: dict | None = None,
+) -> tuple[SendResult, httpx.Response | None]:
+    """Like :func:`send`, but also returns the whole response (None when no answer came),
+    for the clients that read what the other party answers (enrollments, usage).
+    ``params`` become the query string."""
     started_at = dt.datetime.now(dt.UTC)
     start = time.monotonic()
     if not endpoint.base_url:
@@ -172,7 +186,7 @@ def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -
             None,
             Outcome.FAILED,
             f"party {endpoint.name or '?'} has no endpoint baseUrl in the registry",
-        )
+        ), None
     session = _session(endpoint)
     if session.uses_token:
         try:
@@ -180,7 +194,7 @@ def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -
         except httpx.TimeoutException:
             return SendResult(
                 started_at, _elapsed_ms(start), None, Outcome.RETRY, "token request timed out"
-            )
+            ), None
         except Exception as exc:  # OAuthError, HTTP errors, bad JSON: all retried
             # A refused token request may be a configuration being fixed; retrying until the
             # horizon lets the messages go out once it is, without an admin re-send.
@@ -191,12 +205,14 @@ def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -
                 Outcome.RETRY,
                 f"token request to {endpoint.token_url} failed: {type(exc).__name__}: "
                 f"{str(exc)[:300]}",
-            )
+            ), None
     # With a token, pass Authlib's bearer auth explicitly: ensure_token() above has checked
     # it, and Authlib's own check per request would fetch a second token near expiry.
     auth = session.http.token_auth if session.uses_token else httpx.USE_CLIENT_DEFAULT
     try:
-        response = session.http.request(method, endpoint.url(path), json=body, auth=auth)
+        response = session.http.request(
+            method, endpoint.url(path), json=body, params=params, auth=auth
+        )
     except httpx.TimeoutException as exc:
         return SendResult(
             started_at,
@@ -204,7 +220,7 @@ def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -
             None,
             Outcome.RETRY,
             f"timeout: {type(exc).__name__}",
-        )
+        ), None
     except httpx.TransportError as exc:
         return SendResult(
             started_at,
@@ -212,7 +228,7 @@ def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -
             None,
             Outcome.RETRY,
             f"connection error: {type(exc).__name__}: {str(exc)[:300]}",
-        )
+        ), None
     duration = _elapsed_ms(start)
     outcome = classify(response.status_code)
     text = response.text[:500]
@@ -229,4 +245,4 @@ def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -
         error,
         parse_retry_after(response.headers.get("Retry-After")),
         text,
-    )
+    ), response

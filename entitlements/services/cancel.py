@@ -91,10 +91,16 @@ def propose_end(
     result = Proposal()
     with transaction.atomic():
         result.licensed = entitlements.filter(status=EntitlementStatus.LICENSED).count()
-        eligible = entitlements.filter(status__in=PROPOSABLE_FROM[status]).exclude(
-            pk__in=OutboundMessage.objects.filter(
-                kind=MessageKind.ENTITLEMENT_REQUEST, proposed_entitlement_status=status
-            ).values("entitlement_id")
+        eligible = (
+            entitlements.filter(status__in=PROPOSABLE_FROM[status])
+            .exclude(
+                pk__in=OutboundMessage.objects.filter(
+                    kind=MessageKind.ENTITLEMENT_REQUEST, proposed_entitlement_status=status
+                ).values("entitlement_id")
+            )
+            # Students whose enrollment is not resolved were never sent to anyone: there is
+            # nothing to cancel at the parties (resolution refuses a cancelled order).
+            .exclude(enrollment_lookup__state__in=["pending", "failed"])
         )
         rows = list(
             eligible.values_list("pk", "delivery_order_id", "delivery_order__product__licensor_id")

@@ -38,6 +38,7 @@ from entitlements.models import (
     EntitlementUrlStatus,
     OutboundMessage,
 )
+from entitlements.services import enrollment
 from entitlements.services.cancel import MESSAGE_FIELDS, propose_end, request_row
 from entitlements.statuses import (
     DeliveryOrderStatus,
@@ -230,18 +231,38 @@ def _school_ref(value: Any, path: str, problems: _Problems) -> dict:
     return ref
 
 
-def _user_ref(item: Any, path: str, problems: _Problems) -> dict | None:
-    """A UserReference: ``userMasterIdentifier`` and/or ``userIds``."""
+def _enrollment_ref(item: dict, path: str, problems: _Problems, allowed: bool) -> dict | None:
+    """``{"enrollmentId": ...}``: a student the hub resolves through the school's
+    administration system (seed 004) before anything is sent about it."""
+    if not allowed:
+        problems.add(
+            f"{path}.enrollmentId",
+            "an enrollmentId names a student of a school: only school-students may use it",
+        )
+        return None
+    if set(item) != {"enrollmentId"}:
+        problems.add(path, "give either enrollmentId alone or a UserReference, not both")
+        return None
+    value = item["enrollmentId"]
+    if not isinstance(value, str) or not value.strip():
+        problems.add(f"{path}.enrollmentId", "must be a non-empty string")
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        problems.add(f"{path}.enrollmentId", f"must be at most {MAX_ID_LENGTH} characters")
+        return None
+    return {"enrollmentId": value}
+
+
+def _user_ref(
+    item: Any, path: str, problems: _Problems, *, enrollment_allowed: bool = False
+) -> dict | None:
+    """A UserReference (``userMasterIdentifier`` and/or ``userIds``) or, for students of a
+    school, ``{"enrollmentId": ...}``."""
     if not isinstance(item, dict):
         problems.add(path, "must be a UserReference object")
         return None
     if "enrollmentId" in item:
-        problems.add(
-            f"{path}.enrollmentId",
-            "students by enrollmentId are not supported yet (the hub cannot resolve "
-            "enrollments yet); send a UserReference with userMasterIdentifier or userIds",
-        )
-        return None
+        return _enrollment_ref(item, path, problems, enrollment_allowed)
     user: dict = {}
     master = item.get("userMasterIdentifier")
     if master is not None:
@@ -277,6 +298,8 @@ def _user_ref(item: Any, path: str, problems: _Problems) -> dict | None:
 
 
 def _person_key(user: dict) -> str:
+    if "enrollmentId" in user:
+        return "e:" + user["enrollmentId"]
     if "userMasterIdentifier" in user:
         return "m:" + user["userMasterIdentifier"]
     return "i:" + json.dumps(sorted((u["userIdType"], u["userId"]) for u in user["userIds"]))
@@ -394,7 +417,12 @@ def parse_delivery_order(body: Any) -> ParsedOrder:
             else:
                 seen: dict[str, int] = {}
                 for i, item in enumerate(people):
-                    user = _user_ref(item, f"{lp}[{i}]", problems)
+                    user = _user_ref(
+                        item,
+                        f"{lp}[{i}]",
+                        problems,
+                        enrollment_allowed=dtype == DeliveryType.SCHOOL_STUDENTS,
+                    )
                     if user is None:
                         if len(problems.items) > MAX_PROBLEMS_SHOWN * 5:
                             break  # enough to fix first; do not build a huge message
@@ -514,6 +542,15 @@ def _queue_confirmation(intake: DeliveryOrderIntake, order: DeliveryOrder, body:
 
 def _store_new_order(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeResult:
     school = _resolve_school(parsed.school_ref)
+    by_enrollment = sum(1 for user in parsed.people if "enrollmentId" in user)
+    if by_enrollment and school.administration_id is None:
+        raise IntakeError(
+            [
+                "deliveryOrder.deliverySpecification.students: students by enrollmentId need "
+                "the school's administration system, and the registry names none for "
+                f"school {school}"
+            ]
+        )
     product = _resolve_product(parsed)
     portals = _resolve_portals(parsed, school)
     now = timezone.now()
@@ -541,12 +578,18 @@ def _store_new_order(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeRe
             body=body,
         )
         n = _insert_entitlements(order, parsed, school_ref, now)
-        ids = list(
+        rows = list(
             Entitlement.objects.filter(delivery_order=order)
             .order_by("id")
-            .values_list("id", flat=True)
+            .values_list("id", "enrollment_id")
         )
-        _insert_requests(order, intake, ids, product.licensor_id, portals, now)
+        ids = [pk for pk, _ in rows]
+        # Students by enrollmentId: their requests are created when the enrollment resolves
+        # (entitlements.services.enrollment); until then nothing about them is sent.
+        waiting = [pk for pk, enrollment_id in rows if enrollment_id is not None]
+        _insert_requests(order, intake, ids, product.licensor_id, portals, now, held=set(waiting))
+        if waiting:
+            enrollment.queue_lookups(waiting, now)
         body_out = _confirmation_body(
             intake,
             order,
@@ -578,6 +621,7 @@ def _insert_entitlements(
         "status",
         "user_master_identifier",
         "user_ids",
+        "enrollment_id",
         "activation_code",
         "specification",
         "date_created",
@@ -592,7 +636,12 @@ def _insert_entitlements(
     def rows():
         if parsed.people:
             for user in parsed.people:
-                spec = RawJson(f'{{"school": {school_json}, "user": {json.dumps(user)}}}')
+                enrollment_id = user.get("enrollmentId")
+                if enrollment_id is not None:
+                    # No user yet: specification.user is set when the enrollment resolves.
+                    spec = RawJson(f'{{"school": {school_json}}}')
+                else:
+                    spec = RawJson(f'{{"school": {school_json}, "user": {json.dumps(user)}}}')
                 yield (
                     next(ids),
                     order.pk,
@@ -600,6 +649,7 @@ def _insert_entitlements(
                     created,
                     user.get("userMasterIdentifier"),
                     user.get("userIds"),
+                    enrollment_id,
                     None,
                     spec,
                     stamp,
@@ -611,7 +661,19 @@ def _insert_entitlements(
                 codes.add(new_activation_code())
             for code in codes:
                 spec = RawJson(f'{{"school": {school_json}, "activationCode": "{code}"}}')
-                yield (next(ids), order.pk, etype, created, None, None, code, spec, stamp, stamp)
+                yield (
+                    next(ids),
+                    order.pk,
+                    etype,
+                    created,
+                    None,
+                    None,
+                    None,
+                    code,
+                    spec,
+                    stamp,
+                    stamp,
+                )
 
     return insert_rows(Entitlement, fields, rows())
 
@@ -623,17 +685,23 @@ def _insert_requests(
     licensor_id: int,
     portals: list[Party],
     now: dt.datetime,
+    held: set[int] | None = None,
 ) -> None:
+    """URL statuses of every entitlement, and the Entitlement requests of those not
+    ``held`` (held: waiting for their enrollment)."""
     stamp = now.isoformat()
     insert_rows(
         EntitlementUrlStatus,
         ("entitlement_id", "portal_id", "status", "date_last_modified"),
         ((pk, p.id, UrlStatus.UNINITIALIZED, stamp) for pk in entitlement_pks for p in portals),
     )
+    held = held or set()
     references = uuid4_strings(len(entitlement_pks) * (1 + len(portals)))
 
     def rows():
         for pk in entitlement_pks:
+            if pk in held:
+                continue
             yield request_row(
                 recipient_id=licensor_id,
                 entitlement_pk=pk,

@@ -1,5 +1,6 @@
 """``python manage.py demo``: the whole loop on the embedded default (see entitlements/demo.py)."""
 
+import logging
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=120.0)
 
     def handle(self, *args, **options):
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         login = demo.prepare()
         hub = f"http://127.0.0.1:{options['port']}"
         processes = demo.start_processes(options["port"])
@@ -39,6 +41,7 @@ class Command(BaseCommand):
                         f"-d grant_type=client_credentials {hub}/oauth2/token/",
                         f"  order:  curl -s -H 'Authorization: Bearer <token>' "
                         f"{hub}/entitlements/deliveryorder/{order_id}",
+                        f"  logs:   {demo.log_dir()}/ (web, worker, registry, portal, seller)",
                         f"Demo delivery order {order_id} placed ({demo.STUDENTS} students).",
                         "",
                     ]

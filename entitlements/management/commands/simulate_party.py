@@ -4,6 +4,7 @@ one port, answering the hub's messages with confirmations (see entitlements.simu
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 
 from django.core.management.base import BaseCommand, CommandError
@@ -18,6 +19,19 @@ def _credentials(value: str | None, flag: str) -> tuple[str, str] | None:
     if not sep or not client_id or not secret:
         raise CommandError(f"{flag} must be CLIENT_ID:SECRET")
     return client_id, secret
+
+
+def _enrollments(path: str | None) -> dict[str, dict] | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            table = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise CommandError(f"--administration {path}: {exc}") from None
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise CommandError("--administration: the file must map enrollmentId to an Enrollment")
+    return table
 
 
 def _share(value: str) -> float:
@@ -50,6 +64,12 @@ class Command(BaseCommand):
             "--portal-client", metavar="ID:SECRET", help="the portal's OAuth2 client at the hub"
         )
         parser.add_argument("--seller", action="store_true", help="play a seller")
+        parser.add_argument(
+            "--administration",
+            metavar="ENROLLMENTS_JSON",
+            help="play a school administration system serving GET /enrollments/school/{id} "
+            "from this JSON file: an object of enrollmentId -> Enrollment (seed 004)",
+        )
         parser.add_argument(
             "--delay", type=float, default=0.5, help="seconds before confirming (default 0.5)"
         )
@@ -91,9 +111,13 @@ class Command(BaseCommand):
             slow_seconds=options["slow_seconds"],
             seed=options["seed"],
             require_token=options["require_token"],
+            enrollments=_enrollments(options["administration"]),
         )
         if not config.roles:
-            raise CommandError("play at least one role: --registry, --portal PORTAL_ID, --seller")
+            raise CommandError(
+                "play at least one role: --registry, --portal PORTAL_ID, --seller, "
+                "--administration FILE"
+            )
         if config.registry and not config.registry_client:
             raise CommandError("--registry needs --registry-client ID:SECRET to confirm")
         if config.portal_id and not config.portal_client:
