@@ -559,6 +559,10 @@ def test_intake_answers_match_the_schema(schema, registry, auth_client, api_clie
     assert (placed["action"], placed["repeated"], placed["totalQuantity"]) == ("order", False, 1)
     again = check(seller.put("/deliveryorders", body, format="json"), 202)
     assert again["repeated"] is True
+    enrolled = delivery_order_body(
+        "DO-EN", deliverySpecification={"students": [{"enrollmentId": "E-1"}]}
+    )
+    check(seller.put("/deliveryorders", enrolled, format="json"), 202)
     cancel = {
         "deliveryOrderReferenceId": str(uuid.uuid4()),
         "deliveryOrder": {
@@ -601,6 +605,10 @@ def test_intake_request_examples_match_the_documented_body(schema):
         },
     }
     assert validator.is_valid(order) and validator.is_valid(cancel)
+    by_enrollment = delivery_order_body(
+        "DO-2", deliverySpecification={"students": [{"enrollmentId": "E-1"}]}
+    )
+    assert validator.is_valid(by_enrollment)
     # oneOf: an order marked cancelled without endDate is neither.
     order["deliveryOrder"]["status"] = "cancelled"
     assert not validator.is_valid(order)

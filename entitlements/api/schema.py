@@ -84,16 +84,29 @@ class BuyerSerializer(serializers.Serializer):
         ref_name = "Buyer"
 
 
+class StudentReferenceSerializer(UserReferenceSerializer):
+    """A student: a UserReference (``userMasterIdentifier``, the ECK iD, and/or ``userIds``),
+    or ``{"enrollmentId": ...}`` alone, which the hub resolves through the school's
+    administration system (seed 004; ``school-students`` only, docs/chain-clients.md)."""
+
+    enrollmentId = serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="The student's enrollment at the school; not together with the other fields.",
+    )
+
+    class Meta:
+        ref_name = "StudentReference"
+
+
 class DeliverySpecificationSerializer(serializers.Serializer):
     """Who gets an entitlement, per ``deliveryType``: ``school-students`` →
     ``{"students": [...]}``; ``school-employees`` → ``{"employees": [...]}`` (UserReferences
     with ``userIds``); ``customer-user`` → ``{"users": [...]}``; ``school-activationcodes`` and
     ``customer-activationcode`` → ``{"quantity": N}`` (the hub generates the codes). One
-    entitlement per person or code; at most 100,000; a person listed twice is refused. A
-    student given as ``{"enrollmentId": ...}`` (DESIGN.md §3.3) is refused for now (400): the
-    hub does not resolve enrollments yet."""
+    entitlement per person or code; at most 100,000; a person listed twice is refused."""
 
-    students = UserReferenceSerializer(many=True, required=False)
+    students = StudentReferenceSerializer(many=True, required=False)
     employees = UserReferenceSerializer(many=True, required=False)
     users = UserReferenceSerializer(many=True, required=False)
     quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
