@@ -197,6 +197,24 @@ SPECTACULAR_SETTINGS.update(
     }
 )
 
+# OpenAPI completeness: the request enums of seed 003 (no "expired" entitlement status, no
+# "uninitialized" URL status) get their own names next to the stored unions. The serializers'
+# choices are plain value lists, so the overrides name the value lists (a TextChoices class
+# hashes its labels too and would not match).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "EntitlementTypeEnum": "entitlements.statuses.EntitlementType.values",
+        "EntitlementStatusEnum": "entitlements.statuses.EntitlementStatus.values",
+        "UrlStatusEnum": "entitlements.statuses.UrlStatus.values",
+        "OrganisationIdTypeEnum": "aanspraak.choices.OrganisationIdType.values",
+        "UserIdTypeEnum": "aanspraak.choices.UserIdType.values",
+        "ConfirmedEntitlementStatusEnum": (
+            "confirmations.api.serializers.CONFIRMABLE_ENTITLEMENT_STATUSES"
+        ),
+        "ConfirmedUrlStatusEnum": "confirmations.api.serializers.CONFIRMABLE_URL_STATUSES",
+    }
+)
+
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":

@@ -7,7 +7,7 @@ from .api.views import ActivationView, ConfirmationOutcomeView, ConfirmationView
 urlpatterns = [
     path("entitlements/confirmations", ConfirmationView.as_view(), name="confirmations"),
     path(
-        "entitlements/confirmations/<str:receive_id>",
+        "entitlements/confirmations/<str:entitlementReceiveId>",
         ConfirmationOutcomeView.as_view(),
         name="confirmation-outcome",
     ),

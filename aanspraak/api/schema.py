@@ -27,6 +27,7 @@ _HTTP_REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    415: "Unsupported Media Type: the body must be JSON (status 11)",
     500: "Internal Server Error",
 }
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aanspraak.api import schema as shared_schema
 from aanspraak.choices import OrganisationIdType, UserIdType
 from entitlements.statuses import EntitlementType
 
@@ -44,6 +47,7 @@ class StrictChoiceField(serializers.ChoiceField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class Rfc3339Field(serializers.Field):
     """An RFC 3339 date-time with an explicit offset (``Z`` or ``±hh:mm``)."""
 
@@ -78,22 +82,54 @@ class StrictSerializer(serializers.Serializer):
 
 
 class UrlStatusSerializer(StrictSerializer):
-    portal = StrictCharField(required=False)
+    """Confirmation of the processing of the request at one portal. ``urlStatus`` is
+    required by the hub (the page marks it optional, but without it nothing is confirmed)."""
+
+    portal = StrictCharField(
+        required=False,
+        help_text="Identifier of the Leermiddelenportaal application; left out, it is the "
+        "calling portal's own. A portal may confirm only its own portal (403 otherwise).",
+    )
     urlStatus = StrictChoiceField(choices=CONFIRMABLE_URL_STATUSES)
+
+    class Meta:
+        ref_name = "NewUrlStatus"
 
 
 class ConfirmationSerializer(StrictSerializer):
-    """EntitlementConfirmation (seed 003)."""
+    """EntitlementConfirmation (seed 003): a licence registry confirms ``newEntitlementStatus``,
+    a portal ``newUrlStatus``; at least one of the two is required. Unknown fields are refused
+    (400)."""
 
-    entitlementReferenceId = StrictCharField()
-    entitlementReceiveId = StrictCharField()
-    entitlementId = StrictCharField()
-    productId = StrictCharField()
-    processedTimestamp = Rfc3339Field()
-    newEntitlementStatus = StrictChoiceField(
-        choices=CONFIRMABLE_ENTITLEMENT_STATUSES, required=False
+    entitlementReferenceId = StrictCharField(
+        help_text="The entitlementReferenceId that was sent by the Aanspraakmanager as part of "
+        "the Entitlement request."
     )
-    newUrlStatus = UrlStatusSerializer(required=False)
+    entitlementReceiveId = StrictCharField(
+        help_text="A reference to this confirmation message, sent by the Licentieregistratie or "
+        "the Leermiddelenportaal; a repeated one from the same sender is a no-op."
+    )
+    entitlementId = StrictCharField(
+        help_text="The entitlementId which was part of the Entitlement request."
+    )
+    productId = StrictCharField(
+        help_text="The productId which was part of the Entitlement request."
+    )
+    processedTimestamp = Rfc3339Field(
+        help_text="The moment the Entitlement request was processed and the change became "
+        "effective (RFC 3339, section 5.6, with a time zone)."
+    )
+    newEntitlementStatus = StrictChoiceField(
+        choices=CONFIRMABLE_ENTITLEMENT_STATUSES,
+        required=False,
+        help_text="Confirmation of the proposed status (licence registries only).",
+    )
+    newUrlStatus = UrlStatusSerializer(
+        required=False, help_text="Confirmation of the processing of the request (portals only)."
+    )
+
+    class Meta:
+        ref_name = "EntitlementConfirmation"
 
     def validate(self, attrs):
         if "newEntitlementStatus" not in attrs and "newUrlStatus" not in attrs:
@@ -108,6 +144,8 @@ class OrganisationIdSerializer(StrictSerializer):
     organisationIdType = StrictChoiceField(choices=OrganisationIdType.values)
 
 
+# Documented as the shared SchoolReference / UserReference components (same shape).
+@extend_schema_field(shared_schema.SchoolReferenceSerializer)
 class SchoolReferenceSerializer(StrictSerializer):
     organisationMasterIdentifier = StrictCharField(required=False)
     organisationIds = OrganisationIdSerializer(many=True, required=False)
@@ -125,6 +163,7 @@ class UserIdSerializer(StrictSerializer):
     userIdType = StrictChoiceField(choices=UserIdType.values)
 
 
+@extend_schema_field(shared_schema.UserReferenceSerializer)
 class UserReferenceSerializer(StrictSerializer):
     userMasterIdentifier = StrictCharField(required=False, max_length=500)
     userIds = UserIdSerializer(many=True, required=False)
@@ -136,12 +175,21 @@ class UserReferenceSerializer(StrictSerializer):
 
 
 class ActivationSerializer(StrictSerializer):
-    """An initial activation (DESIGN.md §3.4a); every field is required."""
+    """An initial activation (DESIGN.md §3.4a): a user activated an entitlement. Every field
+    is required; unknown fields are refused (400)."""
 
-    initialActivationReferenceId = StrictCharField()
+    initialActivationReferenceId = StrictCharField(
+        help_text="The registry's reference to this message; a repeated one from the same "
+        "sender is a no-op. Also the id for GET /entitlements/confirmations/{id}."
+    )
     entitlementId = StrictCharField()
     productId = StrictCharField()
     entitlementType = StrictChoiceField(choices=EntitlementType.values)
     school = SchoolReferenceSerializer()
-    user = UserReferenceSerializer()
-    activationTimestamp = Rfc3339Field()
+    user = UserReferenceSerializer(help_text="The user who activated the entitlement.")
+    activationTimestamp = Rfc3339Field(
+        help_text="When the user activated it (RFC 3339 with a time zone)."
+    )
+
+    class Meta:
+        ref_name = "InitialActivation"

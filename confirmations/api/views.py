@@ -3,16 +3,38 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aanspraak.api.caller import Caller
 from aanspraak.api.errors import Forbidden, NotFound, ScopeRequired
+from aanspraak.api.schema import error_responses
 from aanspraak.choices import Scope
 from confirmations.selectors.outcome import confirmation_outcome
 from confirmations.services.receive import receive_activation, receive_confirmation
 
+from .schema import ConfirmationOutcomeSerializer
 from .serializers import ActivationSerializer, ConfirmationSerializer
+
+_ACCEPTED = OpenApiResponse(
+    description="Accepted: stored durably, applied asynchronously; no body. "
+    "GET /entitlements/confirmations/{entitlementReceiveId} tells the outcome."
+)
+_PUT_ERRORS = error_responses(
+    400,
+    401,
+    403,
+    405,
+    415,
+    descriptions={
+        400: "Bad Request: the body does not match the schema (status 11, the message names "
+        "the field)",
+        403: "Forbidden: the token lacks the scope for what is confirmed (status 21), or a "
+        "portal names another portal (status 99)",
+        405: "Method Not Allowed: only PUT",
+    },
+)
 
 
 def check_confirmation_rights(caller: Caller, data: dict) -> str | None:
@@ -45,6 +67,21 @@ class ConfirmationView(APIView):
 
     required_scopes = (Scope.ENTITLEMENT_LICENSOR, Scope.ENTITLEMENT_PORTAL)
 
+    @extend_schema(
+        operation_id="confirm-entitlement",
+        summary="Confirm Entitlement to Aanspraakmanager",
+        description=(
+            "As a `Licentieregistratie` or `Leermiddelenportaal` confirm an Entitlement to the "
+            "`Aanspraakmanager`. A licence registry (scope `eduv.entitlement.licensor`) "
+            "confirms `newEntitlementStatus`, a portal (scope `eduv.entitlement.portal`) "
+            "`newUrlStatus` for its own portal. The hub answers 202 once the confirmation is "
+            "stored and applies it asynchronously, in `processedTimestamp` order; a repeated "
+            "`entitlementReceiveId` is a no-op."
+        ),
+        tags=["Aanspraakmanager"],
+        request=ConfirmationSerializer,
+        responses={202: _ACCEPTED, **_PUT_ERRORS},
+    )
     def put(self, request):
         serializer = ConfirmationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -76,7 +113,41 @@ class ConfirmationOutcomeView(APIView):
         Scope.USAGE_LICENSOR,
     )
 
-    def get(self, request, receive_id: str):
+    @extend_schema(
+        operation_id="get-confirmation-outcome",
+        summary="Get the outcome of a confirmation",
+        description=(
+            "The state of a confirmation (or initial activation) the caller sent: pending, "
+            "applied, duplicate, stale or rejected, with the reason. Another party's "
+            "confirmation answers 404, exactly like a missing one."
+        ),
+        tags=["Aanspraakmanager"],
+        parameters=[
+            OpenApiParameter(
+                "entitlementReceiveId",
+                str,
+                OpenApiParameter.PATH,
+                description="The entitlementReceiveId of the confirmation, or the "
+                "initialActivationReferenceId of an initial activation.",
+            )
+        ],
+        responses={
+            200: OpenApiResponse(ConfirmationOutcomeSerializer, description="OK"),
+            **error_responses(
+                401,
+                403,
+                404,
+                405,
+                descriptions={
+                    403: "Forbidden: the token has none of the scopes (status 21)",
+                    404: "Not Found: no such confirmation from the caller",
+                    405: "Method Not Allowed: only GET",
+                },
+            ),
+        },
+    )
+    def get(self, request, entitlementReceiveId: str):
+        receive_id = entitlementReceiveId
         row = confirmation_outcome(request.caller.party, receive_id)
         if row is None:
             raise NotFound(f"No confirmation with entitlementReceiveId {receive_id} from you.")
@@ -90,6 +161,33 @@ class ActivationView(APIView):
 
     required_scopes = (Scope.USAGE_LICENSOR,)
 
+    @extend_schema(
+        operation_id="report-initial-activation",
+        summary="Report an initial activation to the Aanspraakmanager",
+        description=(
+            "As a `Licentieregistratie` tell the `Aanspraakmanager` that a user activated an "
+            "entitlement of one of its products. The hub answers 202 once stored and applies "
+            "it asynchronously: the entitlement becomes `licensed` and, for activation codes, "
+            "is bound to the user. A repeated `initialActivationReferenceId` is a no-op."
+        ),
+        tags=["Aanspraakmanager"],
+        request=ActivationSerializer,
+        responses={
+            202: _ACCEPTED,
+            **error_responses(
+                400,
+                401,
+                403,
+                405,
+                415,
+                descriptions={
+                    400: _PUT_ERRORS[400].description,
+                    403: "Forbidden: the token lacks the scope eduv.usage.licensor (status 21)",
+                    405: "Method Not Allowed: only PUT",
+                },
+            ),
+        },
+    )
     def put(self, request):
         serializer = ActivationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -1,12 +1,15 @@
 """``PUT /deliveryorders``: a seller hands the hub a delivery order (DESIGN.md §3.3)."""
 
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aanspraak.api.caller import get_caller
 from aanspraak.api.errors import ApiError
+from aanspraak.api.schema import error_responses
 from aanspraak.choices import Scope
+from entitlements.api.schema import DeliveryOrderAcceptedSerializer, DeliveryOrderMessageSerializer
 from entitlements.services.intake import IntakeError, receive_delivery_order
 
 
@@ -16,6 +19,38 @@ class DeliveryOrderIntakeView(APIView):
 
     required_scopes = (Scope.ENTITLEMENT_SELLER,)
 
+    @extend_schema(
+        operation_id="put-delivery-order",
+        summary="Place or cancel a DeliveryOrder",
+        description=(
+            "As a `Bestelomgeving leermiddelen` hand the `Aanspraakmanager` a delivery order "
+            "for one product, or cancel one (`status: cancelled` with `endDate`). The hub "
+            "answers 202 once the order, its entitlements (status `created`) and the "
+            "Entitlement requests to the licence registry and portals are stored; they are "
+            "readable at once through GET /entitlements/deliveryorder/{id}. The requests and "
+            "the confirmation to the seller (`PUT {seller}/deliveryorders/confirmations`) are "
+            "sent asynchronously. On any error nothing is stored."
+        ),
+        tags=["Aanspraakmanager"],
+        request=DeliveryOrderMessageSerializer,
+        responses={
+            202: OpenApiResponse(DeliveryOrderAcceptedSerializer, description="Accepted"),
+            **error_responses(
+                400,
+                401,
+                403,
+                405,
+                415,
+                descriptions={
+                    400: "Bad Request: the message names every problem by path (status 11); "
+                    "an unknown school or portal (status 23); a portal without the school's "
+                    "consent (status 22)",
+                    403: "Forbidden: the token lacks the scope eduv.entitlement.seller (status 21)",
+                    405: "Method Not Allowed: only PUT",
+                },
+            ),
+        },
+    )
     def put(self, request):
         caller = get_caller(request)
         try:

@@ -1,13 +1,22 @@
-"""Documentation-only serializers of the seed-002 Entitlement object (the read endpoint
-streams its JSON without serializers; these describe it in OpenAPI and can be reused by any
-view that sends or documents an Entitlement)."""
+"""Documentation-only serializers of the entitlements API: the seed-002 Entitlement object
+(the read endpoint streams its JSON without serializers; these describe it in OpenAPI and can
+be reused by any view that sends or documents an Entitlement) and the body and answer of
+``PUT /deliveryorders``."""
 
 from __future__ import annotations
 
+from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from aanspraak.api.schema import SchoolReferenceSerializer, UserReferenceSerializer
-from entitlements.statuses import EntitlementStatus, EntitlementType, UrlStatus
+from entitlements.models import DeliveryOrderIntake
+from entitlements.statuses import (
+    DeliveryOrderStatus,
+    DeliveryType,
+    EntitlementStatus,
+    EntitlementType,
+    UrlStatus,
+)
 
 
 class EntitlementSpecificationSerializer(serializers.Serializer):
@@ -59,3 +68,147 @@ class EntitlementSerializer(serializers.Serializer):
 
     class Meta:
         ref_name = "Entitlement"
+
+
+# --- PUT /deliveryorders (DESIGN.md §3.3, docs/delivery.md) -----------------------------------
+# The intake service validates the body by hand (naming every problem); these serializers only
+# document it. Unknown keys are ignored by the hub, so the objects stay open.
+
+
+class BuyerSerializer(serializers.Serializer):
+    """The buyer of the order: the school it belongs to."""
+
+    school = SchoolReferenceSerializer()
+
+    class Meta:
+        ref_name = "Buyer"
+
+
+class StudentReferenceSerializer(UserReferenceSerializer):
+    """A student: a UserReference (``userMasterIdentifier``, the ECK iD, and/or ``userIds``),
+    or ``{"enrollmentId": ...}`` alone, which the hub resolves through the school's
+    administration system (seed 004; ``school-students`` only, docs/chain-clients.md)."""
+
+    enrollmentId = serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="The student's enrollment at the school; not together with the other fields.",
+    )
+
+    class Meta:
+        ref_name = "StudentReference"
+
+
+class DeliverySpecificationSerializer(serializers.Serializer):
+    """Who gets an entitlement, per ``deliveryType``: ``school-students`` →
+    ``{"students": [...]}``; ``school-employees`` → ``{"employees": [...]}`` (UserReferences
+    with ``userIds``); ``customer-user`` → ``{"users": [...]}``; ``school-activationcodes`` and
+    ``customer-activationcode`` → ``{"quantity": N}`` (the hub generates the codes). One
+    entitlement per person or code; at most 100,000; a person listed twice is refused."""
+
+    students = StudentReferenceSerializer(many=True, required=False)
+    employees = UserReferenceSerializer(many=True, required=False)
+    users = UserReferenceSerializer(many=True, required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+
+    class Meta:
+        ref_name = "DeliverySpecification"
+
+
+class DeliveryOrderSerializer(serializers.Serializer):
+    """A delivery order for one product: the hub creates one entitlement (status
+    ``created``) per person or activation code."""
+
+    deliveryOrderId = serializers.CharField(
+        max_length=200, help_text="The seller's id of the order (unique per seller)."
+    )
+    contractId = serializers.CharField(max_length=200, required=False)
+    buyer = BuyerSerializer()
+    productId = serializers.CharField(max_length=200)
+    deliveryType = serializers.ChoiceField(
+        choices=[*DeliveryType.values, "customer-activatoncode"],
+        help_text="customer-activatoncode is the source's misspelling, accepted as "
+        "customer-activationcode. The group types (school-all, school-admin, school-studies, "
+        "school-subjects, school-groups) are refused (400): the hub does not fetch group data.",
+    )
+    deliverySpecification = DeliverySpecificationSerializer()
+    portals = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The portalIds to deliver to; left out: every portal the school consented "
+        "to; []: none.",
+    )
+    startDate = serializers.DateField()
+    activationUntilDate = serializers.DateField(help_text="Not before startDate.")
+    expirationDate = serializers.DateField(
+        required=False, help_text="Not before startDate nor activationUntilDate."
+    )
+    status = serializers.ChoiceField(
+        choices=[DeliveryOrderStatus.ORDERED],
+        required=False,
+        help_text="ordered (the default) for a new order.",
+    )
+
+    class Meta:
+        ref_name = "DeliveryOrder"
+
+
+class DeliveryOrderCancellationSerializer(serializers.Serializer):
+    """Cancels the seller's order with this ``deliveryOrderId``: every entitlement not yet
+    licensed is proposed ``cancelled`` to its registry and portals."""
+
+    deliveryOrderId = serializers.CharField(max_length=200)
+    status = serializers.ChoiceField(choices=[DeliveryOrderStatus.CANCELLED])
+    endDate = serializers.DateField()
+    productId = serializers.CharField(
+        max_length=200, required=False, help_text="If given, must be the order's product."
+    )
+
+    class Meta:
+        ref_name = "DeliveryOrderCancellation"
+
+
+class DeliveryOrderMessageSerializer(serializers.Serializer):
+    """The body of ``PUT /deliveryorders``: an idempotency key around one delivery order (or
+    its cancellation)."""
+
+    deliveryOrderReferenceId = serializers.CharField(
+        max_length=200,
+        help_text="Idempotency key per seller: a repeated one is not processed again (202 "
+        "with repeated: true; the confirmation is sent again).",
+    )
+    deliveryOrder = PolymorphicProxySerializer(
+        component_name="DeliveryOrderOrCancellation",
+        serializers=[DeliveryOrderSerializer, DeliveryOrderCancellationSerializer],
+        resource_type_field_name=None,
+    )
+
+    class Meta:
+        ref_name = "DeliveryOrderMessage"
+
+
+class DeliveryOrderAcceptedSerializer(serializers.Serializer):
+    """The 202 answer of ``PUT /deliveryorders``."""
+
+    deliveryOrderReferenceId = serializers.CharField()
+    deliveryOrderReceiveId = serializers.UUIDField(
+        help_text="The hub's id of this receipt (of the first one when repeated)."
+    )
+    deliveryOrderId = serializers.CharField()
+    productId = serializers.CharField()
+    action = serializers.ChoiceField(choices=DeliveryOrderIntake.Action.values)
+    repeated = serializers.BooleanField(
+        help_text="true: nothing new was processed (a repeated key, or an unchanged re-send)."
+    )
+    totalQuantity = serializers.IntegerField(
+        help_text="Entitlements of the order (for a cancellation: those that remain, licensed)."
+    )
+    cancelledQuantity = serializers.IntegerField(
+        required=False, help_text="Cancellations only: entitlements proposed cancelled."
+    )
+    licensedQuantity = serializers.IntegerField(
+        required=False, help_text="Cancellations only: licensed entitlements, not cancelled."
+    )
+
+    class Meta:
+        ref_name = "DeliveryOrderAccepted"
