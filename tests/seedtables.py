@@ -1,5 +1,8 @@
-"""The field tables ("Veldspecificaties") of the seed pages in ../shared/seeds, parsed, so
-tests compare the API with the pages themselves rather than with a copy that could drift."""
+"""The field tables ("Veldspecificaties") of the seed pages in docs/seeds, parsed, so tests
+compare the API with the pages themselves rather than with a hand-made copy that could drift.
+
+docs/seeds holds the specification pages exactly as the project received them (the suite
+needs nothing outside the repository)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SEEDS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "seeds"
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "docs" / "seeds"
 SEED_002 = "002_dac69ea24501bb00.txt"
 SEED_003 = "003_208206e71200cb9d.txt"
 
