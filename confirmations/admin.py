@@ -2,11 +2,13 @@
 
 from django.contrib import admin
 
+from aanspraak.admin_records import RecordAdmin
+
 from .models import Confirmation
 
 
 @admin.register(Confirmation)
-class ConfirmationAdmin(admin.ModelAdmin):
+class ConfirmationAdmin(RecordAdmin):
     list_display = [
         "receive_id",
         "kind",

@@ -2,6 +2,8 @@
 
 from django.contrib import admin
 
+from aanspraak.admin_records import RecordAdmin, RecordInline
+
 from .models import (
     DeliveryAttempt,
     DeliveryOrder,
@@ -17,13 +19,13 @@ from .models import (
 )
 
 
-class DeliveryOrderPortalInline(admin.TabularInline):
+class DeliveryOrderPortalInline(RecordInline):
     model = DeliveryOrderPortal
     extra = 0
 
 
 @admin.register(DeliveryOrder)
-class DeliveryOrderAdmin(admin.ModelAdmin):
+class DeliveryOrderAdmin(RecordAdmin):
     list_display = [
         "delivery_order_id",
         "seller",
@@ -42,20 +44,20 @@ class DeliveryOrderAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryOrderIntake)
-class DeliveryOrderIntakeAdmin(admin.ModelAdmin):
+class DeliveryOrderIntakeAdmin(RecordAdmin):
     list_display = ["reference_id", "receive_id", "action", "seller", "received_at"]
     list_filter = ["action", "seller"]
     search_fields = ["reference_id", "receive_id", "delivery_order__delivery_order_id"]
     raw_id_fields = ["delivery_order"]
 
 
-class UrlStatusInline(admin.TabularInline):
+class UrlStatusInline(RecordInline):
     model = EntitlementUrlStatus
     extra = 0
     readonly_fields = ["portal", "status", "status_changed_at", "date_last_modified"]
 
 
-class StatusEventInline(admin.TabularInline):
+class StatusEventInline(RecordInline):
     model = StatusEvent
     extra = 0
     can_delete = False
@@ -73,7 +75,7 @@ class StatusEventInline(admin.TabularInline):
 
 
 @admin.register(Entitlement)
-class EntitlementAdmin(admin.ModelAdmin):
+class EntitlementAdmin(RecordAdmin):
     list_display = [
         "entitlement_id",
         "entitlement_type",
@@ -103,14 +105,14 @@ class EntitlementAdmin(admin.ModelAdmin):
 
 
 @admin.register(EntitlementUrlStatus)
-class EntitlementUrlStatusAdmin(admin.ModelAdmin):
+class EntitlementUrlStatusAdmin(RecordAdmin):
     list_display = ["entitlement", "portal", "status", "date_last_modified"]
     list_filter = ["status", "portal"]
     search_fields = ["=entitlement__entitlement_id"]
     raw_id_fields = ["entitlement"]
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(RecordInline):
     model = DeliveryAttempt
     extra = 0
     can_delete = False
@@ -118,7 +120,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(admin.ModelAdmin):
+class OutboundMessageAdmin(RecordAdmin):
     list_display = [
         "reference_id",
         "kind",
@@ -142,7 +144,7 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
+class DeliveryAttemptAdmin(RecordAdmin):
     list_display = ["message", "started_at", "http_status", "outcome", "duration_ms"]
     list_filter = ["outcome"]
     search_fields = ["=message__reference_id"]
@@ -150,7 +152,7 @@ class DeliveryAttemptAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatusEvent)
-class StatusEventAdmin(admin.ModelAdmin):
+class StatusEventAdmin(RecordAdmin):
     list_display = [
         "entitlement",
         "portal",
@@ -249,7 +251,7 @@ EntitlementAdmin.actions = [*EntitlementAdmin.actions, check_enrollment]
 
 
 @admin.register(EnrollmentLookup)
-class EnrollmentLookupAdmin(admin.ModelAdmin):
+class EnrollmentLookupAdmin(RecordAdmin):
     list_display = [
         "entitlement",
         "state",
@@ -265,7 +267,7 @@ class EnrollmentLookupAdmin(admin.ModelAdmin):
     readonly_fields = EnrollmentLookupInline.readonly_fields
 
 
-class UsageDifferenceInline(admin.TabularInline):
+class UsageDifferenceInline(RecordInline):
     model = UsageDifference
     extra = 0
     can_delete = False
@@ -282,7 +284,7 @@ class UsageDifferenceInline(admin.TabularInline):
 
 
 @admin.register(UsageReconciliation)
-class UsageReconciliationAdmin(admin.ModelAdmin):
+class UsageReconciliationAdmin(RecordAdmin):
     list_display = [
         "contract_id",
         "licensor",
@@ -310,7 +312,7 @@ class UsageReconciliationAdmin(admin.ModelAdmin):
 
 
 @admin.register(UsageDifference)
-class UsageDifferenceAdmin(admin.ModelAdmin):
+class UsageDifferenceAdmin(RecordAdmin):
     list_display = [
         "reconciliation",
         "kind",

@@ -151,3 +151,29 @@ def test_party_secret_is_write_only(admin_browser):
     assert admin_browser.post(url, data).status_code == 302
     party.refresh_from_db()
     assert party.endpoint_client_secret == "brand-new"
+
+
+def test_records_are_view_only_but_actions_work(admin_browser):
+    from entitlements.models import Entitlement
+
+    entitlement = Entitlement.objects.first()
+    url = reverse("admin:entitlements_entitlement_change", args=[entitlement.pk])
+    page = admin_browser.get(url).content.decode()
+    assert 'name="status"' not in page  # shown, not editable
+    response = admin_browser.post(url, {"status": "licensed"})
+    assert response.status_code == 403
+    entitlement.refresh_from_db()
+    assert entitlement.status == "created"
+    for model in ("entitlement", "outboundmessage", "statusevent", "entitlementurlstatus"):
+        add = reverse(f"admin:entitlements_{model}_add")
+        assert admin_browser.get(add).status_code == 403
+    confirmation_add = reverse("admin:confirmations_confirmation_add")
+    assert admin_browser.get(confirmation_add).status_code == 403
+
+    # Changes go through the actions (services), which still work on the changelist.
+    response = admin_browser.post(
+        reverse("admin:entitlements_entitlement_changelist"),
+        {"action": "propose_cancel", "_selected_action": [entitlement.pk]},
+    )
+    assert response.status_code == 302
+    assert entitlement.messages.filter(proposed_entitlement_status="cancelled").exists()
