@@ -76,8 +76,8 @@ def visible_orders(
     query). Order ids are unique per seller, so several sellers' orders may share an id.
 
     Raises ConsentMissing when nothing is visible but an order exists that a portal caller was
-    sent (it is one of the order's portals) or, for a dashboard caller, that exists at all,
-    and whose school gave the caller no consent; DeliveryOrderNotVisible otherwise.
+    sent (it is one of the order's portals) and whose school gave it no consent;
+    DeliveryOrderNotVisible otherwise (dashboards included: existence never leaks).
     """
     as_seller = Scope.ENTITLEMENT_SELLER in scopes
     as_licensor = Scope.ENTITLEMENT_LICENSOR in scopes
@@ -126,11 +126,10 @@ def visible_orders(
                     show_activation_codes=privileged,
                 )
             )
-        elif not consented and ((as_portal and listed) or as_dashboard):
-            # The caller would see this order by its role: a portal the order was sent to
-            # (it already knows the order exists), or a dashboard (whose only relation to any
-            # order is the school's consent). Telling it that consent is missing leaks nothing
-            # beyond that and says what to ask the school for.
+        elif not consented and as_portal and listed:
+            # A portal the order was sent to already knows the order exists: telling it that
+            # consent is missing leaks nothing and says what to ask the school for. A
+            # dashboard has no such relation to an order, so it gets the 404 of a missing one.
             consent_blocked = True
     if visible:
         return visible
