@@ -281,8 +281,8 @@ def test_claims_do_not_overlap(registry):
     first = dispatch.claim_due(registry.licensor.pk, limit=3)
     second = dispatch.claim_due(registry.licensor.pk, limit=3)
     assert len(first) == 3 and len(second) == 1
-    assert not set(first) & set(second)
-    assert dispatch.claim_due(registry.licensor.pk) == []  # all leased
+    assert not set(first.ids) & set(second.ids)
+    assert dispatch.claim_due(registry.licensor.pk).ids == []  # all leased
     assert dispatch.due_recipients() == [registry.portal.pk]
 
 
