@@ -6,9 +6,12 @@ a batch of that recipient's due messages (``SELECT ... FOR UPDATE SKIP LOCKED``,
 pushes ``next_attempt_at`` past the time a batch can take, so a crashed worker's batch is
 sent again after the lease), sends the batch concurrently from a thread pool, records every
 attempt and updates the messages set-based, and loops while messages are due, within a time
-budget (then it re-queues itself behind the other recipients' drains). So a slow or failing
-party only ever occupies its own drain. The periodic sweep starts a drain for every
-recipient with due messages: that drives retries and repairs lost wake-ups.
+budget (then it re-queues itself behind the other recipients' drains). Results are written
+only for messages the drain still holds (its lease), so a drain that outlived its lease
+cannot undo another's delivery. At most one drain per recipient runs at a time
+(``entitlements.recipient_lock``), on the ``outbound`` queue: a slow or failing party only
+ever occupies one worker process. The periodic sweep starts a drain for every recipient with
+due messages: that drives retries and repairs lost wake-ups.
 
 Delivery is at least once: a recipient may see the same ``entitlementReferenceId`` twice
 (after a lease expired) and must treat it as the same request.
