@@ -310,3 +310,21 @@ CELERY_BEAT_SCHEDULE["usage-reconcile"] = {
     "task": "entitlements.tasks.reconcile_usage",
     "schedule": HUB_USAGE_RECONCILE_SECONDS,
 }
+
+# --- Celery queues (review finding F9) --------------------------------------------------------
+# Work that waits on other parties (outbound delivery, enrollment lookups) has its own queue,
+# so applying confirmations ("celery", the default queue) is never stuck behind a slow party.
+# A worker started without -Q consumes every queue in CELERY_TASK_QUEUES (the embedded
+# default and the README keep working); see docs/operations.md for dedicated workers.
+from kombu import Queue as _KombuQueue  # noqa: E402
+
+HUB_OUTBOUND_QUEUE = "outbound"
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    _KombuQueue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
+    _KombuQueue(HUB_OUTBOUND_QUEUE, routing_key=HUB_OUTBOUND_QUEUE),
+)
+CELERY_TASK_ROUTES = {
+    "entitlements.tasks.drain_recipient": {"queue": HUB_OUTBOUND_QUEUE},
+    "entitlements.tasks.resolve_enrollments": {"queue": HUB_OUTBOUND_QUEUE},
+}

@@ -6,9 +6,12 @@ a batch of that recipient's due messages (``SELECT ... FOR UPDATE SKIP LOCKED``,
 pushes ``next_attempt_at`` past the time a batch can take, so a crashed worker's batch is
 sent again after the lease), sends the batch concurrently from a thread pool, records every
 attempt and updates the messages set-based, and loops while messages are due, within a time
-budget (then it re-queues itself behind the other recipients' drains). So a slow or failing
-party only ever occupies its own drain. The periodic sweep starts a drain for every
-recipient with due messages: that drives retries and repairs lost wake-ups.
+budget (then it re-queues itself behind the other recipients' drains). Results are written
+only for messages the drain still holds (its lease), so a drain that outlived its lease
+cannot undo another's delivery. At most one drain per recipient runs at a time
+(``entitlements.recipient_lock``), on the ``outbound`` queue: a slow or failing party only
+ever occupies one worker process. The periodic sweep starts a drain for every recipient with
+due messages: that drives retries and repairs lost wake-ups.
 
 Delivery is at least once: a recipient may see the same ``entitlementReferenceId`` twice
 (after a lease expired) and must treat it as the same request.
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from aanspraak.outbound import Outcome, RetryPolicy, SendResult, endpoint_for_party, send
@@ -36,7 +39,9 @@ from entitlements.models import (
     OutboundMessage,
     StatusEvent,
 )
+from entitlements.recipient_lock import recipient_lock
 from entitlements.statuses import EventCause, MessageKind, MessageState, UrlStatus
+from entitlements.wakeups import enqueue_quietly
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +75,8 @@ def rfc3339(moment: dt.datetime) -> str:
 
 def wake_after_commit(recipient_ids: Iterable[int | None]) -> None:
     """Enqueue a drain for each recipient once the current transaction commits. A broker
-    that is down only delays delivery: the sweep finds the messages later."""
+    that is down only delays delivery (the sweep finds the messages later): the error is
+    logged, never raised, and costs one quick connection attempt."""
     ids = sorted({r for r in recipient_ids if r})
     if not ids:
         return
@@ -78,8 +84,7 @@ def wake_after_commit(recipient_ids: Iterable[int | None]) -> None:
     def wake() -> None:
         from entitlements.tasks import drain_recipient
 
-        for recipient_id in ids:
-            drain_recipient.delay(recipient_id)
+        enqueue_quietly(drain_recipient, [(recipient_id,) for recipient_id in ids])
 
     transaction.on_commit(wake, robust=True)
 
@@ -151,10 +156,24 @@ def render(message: OutboundMessage, url_statuses: list[EntitlementUrlStatus]) -
 # --- Claiming, sending, recording ------------------------------------------------------------
 
 
-def claim_due(recipient_id: int, limit: int | None = None) -> list[int]:
+@dataclass(frozen=True)
+class Claim:
+    """Messages one worker claimed, and its lease: the ``next_attempt_at`` it gave them. A
+    message whose ``next_attempt_at`` no longer equals the lease has been taken over (the
+    lease ran out and another drain claimed it) or re-sent: its result must not be written."""
+
+    ids: list[int]
+    lease: dt.datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def claim_due(recipient_id: int, limit: int | None = None) -> Claim:
     """Claim up to ``limit`` due messages of one recipient for this worker: lock them
     (skipping rows other workers hold) and lease them by moving ``next_attempt_at`` ahead."""
     now = timezone.now()
+    lease = now + dt.timedelta(seconds=lease_seconds())
     with transaction.atomic():
         ids = list(
             OutboundMessage.objects.select_for_update(skip_locked=True)
@@ -163,10 +182,8 @@ def claim_due(recipient_id: int, limit: int | None = None) -> list[int]:
             .values_list("id", flat=True)[: limit or batch_size()]
         )
         if ids:
-            OutboundMessage.objects.filter(id__in=ids).update(
-                next_attempt_at=now + dt.timedelta(seconds=lease_seconds())
-            )
-    return ids
+            OutboundMessage.objects.filter(id__in=ids).update(next_attempt_at=lease)
+    return Claim(ids, lease)
 
 
 @dataclass
@@ -174,11 +191,15 @@ class BatchReport:
     delivered: int = 0
     retry: int = 0
     failed: int = 0
+    # Attempts whose message had been taken over (lease overrun) or re-sent meanwhile: stored
+    # as attempts, but the message was left to its new owner.
+    overrun: int = 0
 
     def add(self, other: BatchReport) -> None:
         self.delivered += other.delivered
         self.retry += other.retry
         self.failed += other.failed
+        self.overrun += other.overrun
 
     @property
     def total(self) -> int:
@@ -211,10 +232,10 @@ def _load(ids: list[int]) -> tuple[list[OutboundMessage], dict[int, list[Entitle
     return messages, url_statuses
 
 
-def send_batch(ids: list[int], policy: RetryPolicy | None = None) -> BatchReport:
-    """Send the claimed messages ``ids`` concurrently and record the results."""
+def send_batch(claim: Claim, policy: RetryPolicy | None = None) -> BatchReport:
+    """Send the claimed messages concurrently and record the results."""
     policy = policy or RetryPolicy.from_settings()
-    messages, url_statuses = _load(ids)
+    messages, url_statuses = _load(claim.ids)
     if not messages:
         return BatchReport()
     jobs = []
@@ -228,7 +249,7 @@ def send_batch(ids: list[int], policy: RetryPolicy | None = None) -> BatchReport
     workers = max(1, min(_setting("HUB_OUTBOUND_CONCURRENCY", 16), len(jobs)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbound") as pool:
         results = list(pool.map(lambda job: send(job[0], "PUT", job[1], job[2]), jobs))
-    return record_results(messages, [job[2] for job in jobs], results, policy)
+    return record_results(messages, [job[2] for job in jobs], results, policy, claim.lease)
 
 
 def record_results(
@@ -236,62 +257,98 @@ def record_results(
     bodies: list[dict],
     results: list[SendResult],
     policy: RetryPolicy,
+    lease: dt.datetime | None,
 ) -> BatchReport:
     """Store the attempts (one bulk insert), the messages' new state (one bulk update) and,
-    for delivered portal requests, the URL statuses uninitialized → initialized."""
+    for delivered portal requests, the URL statuses uninitialized → initialized.
+
+    The messages are locked again first and only those this worker still holds (pending,
+    ``next_attempt_at`` equal to its ``lease``) are written, from the locked rows' values: a
+    worker that outlived its lease must not turn another's DELIVERED back into PENDING. Its
+    attempts are stored all the same and counted in ``attempt_count`` (they did happen)."""
     now = timezone.now()
     report = BatchReport()
     attempts = []
+    owned: list[OutboundMessage] = []
+    overrun: list[int] = []
     initialized: list[OutboundMessage] = []
-    for message, body, result in zip(messages, bodies, results, strict=True):
-        message.attempt_count += 1
-        message.body = body
-        outcome = result.outcome
-        error = result.error[:MAX_ERROR_LENGTH]
-        if outcome is Outcome.RETRY:
-            when = policy.next_attempt_at(
-                message.created_at, message.attempt_count, now, result.retry_after
-            )
-            if when is None:
-                outcome = Outcome.FAILED
-                error = (
-                    f"gave up after {message.attempt_count} attempts (retry horizon "
-                    f"{int(policy.horizon_seconds)}s passed); last: {error}"
-                )[:MAX_ERROR_LENGTH]
-            else:
-                message.next_attempt_at = when
-        if outcome is Outcome.DELIVERED:
-            message.state = MessageState.DELIVERED
-            message.delivered_at = now
-            message.next_attempt_at = None
-            message.last_error = ""
-            report.delivered += 1
-            if message.proposed_url_status == UrlStatus.INITIALIZED:
-                initialized.append(message)
-        elif outcome is Outcome.FAILED:
-            message.state = MessageState.FAILED
-            message.next_attempt_at = None
-            message.last_error = error
-            report.failed += 1
-        else:
-            message.last_error = error
-            report.retry += 1
-        attempts.append(
-            DeliveryAttempt(
-                message_id=message.pk,
-                started_at=result.started_at,
-                duration_ms=result.duration_ms,
-                http_status=result.http_status,
-                outcome=outcome.value,
-                error=result.error[:MAX_ERROR_LENGTH],
-            )
-        )
     with transaction.atomic():
+        current = {
+            pk: (state, next_attempt_at, attempt_count, queued_at)
+            for pk, state, next_attempt_at, attempt_count, queued_at in (
+                OutboundMessage.objects.select_for_update()
+                .filter(id__in=[m.pk for m in messages])
+                .order_by("id")
+                .values_list("id", "state", "next_attempt_at", "attempt_count", "queued_at")
+            )
+        }
+        for message, body, result in zip(messages, bodies, results, strict=True):
+            if message.pk not in current:
+                continue  # deleted meanwhile (its order was removed): nothing to record
+            state, next_attempt_at, attempt_count, queued_at = current[message.pk]
+            outcome = result.outcome
+            attempts.append(
+                DeliveryAttempt(
+                    message_id=message.pk,
+                    started_at=result.started_at,
+                    duration_ms=result.duration_ms,
+                    http_status=result.http_status,
+                    outcome=outcome.value,
+                    error=result.error[:MAX_ERROR_LENGTH],
+                )
+            )
+            if state != MessageState.PENDING or next_attempt_at != lease:
+                overrun.append(message.pk)
+                report.overrun += 1
+                continue
+            message.attempt_count = attempt_count + 1
+            message.body = body
+            error = result.error[:MAX_ERROR_LENGTH]
+            if outcome is Outcome.RETRY:
+                when = policy.next_attempt_at(
+                    queued_at, message.attempt_count, now, result.retry_after
+                )
+                if when is None:
+                    outcome = Outcome.FAILED
+                    error = (
+                        f"gave up after {message.attempt_count} attempts (retry horizon "
+                        f"{int(policy.horizon_seconds)}s passed); last: {error}"
+                    )[:MAX_ERROR_LENGTH]
+                    attempts[-1].outcome = outcome.value
+                else:
+                    message.next_attempt_at = when
+            if outcome is Outcome.DELIVERED:
+                message.state = MessageState.DELIVERED
+                message.delivered_at = now
+                message.next_attempt_at = None
+                message.last_error = ""
+                report.delivered += 1
+                if message.proposed_url_status == UrlStatus.INITIALIZED:
+                    initialized.append(message)
+            elif outcome is Outcome.FAILED:
+                message.state = MessageState.FAILED
+                message.next_attempt_at = None
+                message.last_error = error
+                report.failed += 1
+            else:
+                message.last_error = error
+                report.retry += 1
+            owned.append(message)
         DeliveryAttempt.objects.bulk_create(attempts)
-        OutboundMessage.objects.bulk_update(
-            messages,
-            ["state", "attempt_count", "next_attempt_at", "last_error", "delivered_at", "body"],
-        )
+        if owned:
+            OutboundMessage.objects.bulk_update(
+                owned,
+                ["state", "attempt_count", "next_attempt_at", "last_error", "delivered_at", "body"],
+            )
+        if overrun:
+            log.warning(
+                "%d message(s) were taken over or re-sent while this worker sent them; "
+                "their attempts are stored, their state left to the new owner",
+                len(overrun),
+            )
+            OutboundMessage.objects.filter(id__in=overrun).update(
+                attempt_count=F("attempt_count") + 1
+            )
         if initialized:
             mark_initialized(initialized, now)
     return report
@@ -343,23 +400,44 @@ def mark_initialized(messages: list[OutboundMessage], now: dt.datetime) -> int:
 class DrainReport(BatchReport):
     batches: int = 0
     more: bool = False
+    # Another drain of the same recipient was running: this one sent nothing.
+    busy: bool = False
 
 
 def drain(recipient_id: int, time_budget: float | None = None) -> DrainReport:
     """Send one recipient's due messages batch by batch until none are due or the time
-    budget is spent (``more`` then says the caller should drain again later)."""
+    budget is spent (``more`` then says the caller should drain again later).
+
+    At most one drain per recipient runs at a time (``recipient_lock``): when another holds
+    the lock this returns at once with ``busy``, so a slow party's drains never pile up on
+    the workers."""
     budget = (
         time_budget if time_budget is not None else _setting("HUB_OUTBOUND_DRAIN_SECONDS", 30.0)
     )
+    report = DrainReport()
+    with recipient_lock(recipient_id) as held:
+        if not held:
+            report.busy = True
+            return report
+        _drain_locked(recipient_id, budget, report)
+    if not report.more:
+        # A wake-up that came while we held the lock was dropped as busy; if its messages
+        # are due now, have the caller drain again rather than wait for the sweep.
+        report.more = OutboundMessage.objects.filter(
+            _due(timezone.now()), recipient_id=recipient_id
+        ).exists()
+    return report
+
+
+def _drain_locked(recipient_id: int, budget: float, report: DrainReport) -> None:
     deadline = time.monotonic() + budget
     policy = RetryPolicy.from_settings()
-    report = DrainReport()
     while True:
-        ids = claim_due(recipient_id)
-        if not ids:
-            return report
-        report.add(send_batch(ids, policy))
+        claim = claim_due(recipient_id)
+        if not claim.ids:
+            return
+        report.add(send_batch(claim, policy))
         report.batches += 1
         if time.monotonic() >= deadline:
             report.more = True
-            return report
+            return

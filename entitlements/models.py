@@ -5,6 +5,7 @@ import uuid
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Now
 
 from aanspraak.models import Party, Product, School
 
@@ -270,6 +271,10 @@ class OutboundMessage(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the message was (last) put in the queue: the retry horizon runs from here, and a
+    # re-send from the admin sets it again. A database default, so bulk inserts (COPY) that
+    # name their columns get it too.
+    queued_at = models.DateTimeField(db_default=Now())
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -8,7 +8,8 @@ from entitlements.services.expiry import expire_due
 
 @shared_task(name="entitlements.tasks.drain_recipient")
 def drain_recipient(recipient_id: int) -> dict:
-    """Send the due outbound messages of one recipient (see entitlements.dispatch)."""
+    """Send the due outbound messages of one recipient (see entitlements.dispatch). Runs on
+    the ``outbound`` queue; returns at once when another drain of the recipient is running."""
     report = dispatch.drain(recipient_id)
     if report.more:
         # Time budget spent: queue again behind the other recipients' drains (fairness).
@@ -20,6 +21,7 @@ def drain_recipient(recipient_id: int) -> dict:
         "retry": report.retry,
         "failed": report.failed,
         "more": report.more,
+        "busy": report.busy,
     }
 
 
@@ -40,7 +42,8 @@ def expire_entitlements() -> int:
 
 @shared_task(name="entitlements.tasks.resolve_enrollments")
 def resolve_enrollments() -> dict:
-    """Resolve the due enrollment lookups (see entitlements.services.enrollment)."""
+    """Resolve the due enrollment lookups (see entitlements.services.enrollment). Runs on
+    the ``outbound`` queue (it calls the schools' administration systems)."""
     from entitlements.services.enrollment import resolve_due
 
     report = resolve_due()

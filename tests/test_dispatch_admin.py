@@ -13,7 +13,9 @@ from tests.factories import make_order
 @pytest.fixture
 def woken(monkeypatch):
     calls: list[int] = []
-    monkeypatch.setattr(tasks.drain_recipient, "delay", calls.append)
+    monkeypatch.setattr(
+        tasks.drain_recipient, "apply_async", lambda args, **kw: calls.append(args[0])
+    )
     return calls
 
 

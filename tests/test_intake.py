@@ -57,7 +57,7 @@ def woken(monkeypatch):
     from entitlements import tasks
 
     calls: list[int] = []
-    monkeypatch.setattr(tasks.drain_recipient, "delay", lambda rid: calls.append(rid))
+    monkeypatch.setattr(tasks.drain_recipient, "apply_async", lambda a, **kw: calls.append(a[0]))
     return calls
 
 

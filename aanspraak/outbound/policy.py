@@ -3,7 +3,7 @@
 Any 2xx is delivered. 5xx, 429, timeouts and connection errors are transient: retried with
 exponential backoff and full jitter (``random.uniform(0, min(cap, base * 2**(n-1)))``), never
 sooner than a ``Retry-After`` the recipient asked for, until the horizon after the message
-was created has passed. Every other answer (the other 4xx, 3xx) fails for good: sending the
+was queued has passed. Every other answer (the other 4xx, 3xx) fails for good: sending the
 same body again would get the same answer.
 """
 
@@ -88,14 +88,14 @@ class RetryPolicy:
 
     def next_attempt_at(
         self,
-        created_at: dt.datetime,
+        queued_at: dt.datetime,
         attempt: int,
         now: dt.datetime,
         retry_after: float | None = None,
     ) -> dt.datetime | None:
         """When to try again after attempt ``attempt``, or None when that would be past the
-        horizon (the message then fails for good)."""
+        horizon after ``queued_at`` (the message then fails for good)."""
         when = now + dt.timedelta(seconds=self.delay(attempt, retry_after))
-        if when > created_at + dt.timedelta(seconds=self.horizon_seconds):
+        if when > queued_at + dt.timedelta(seconds=self.horizon_seconds):
             return None
         return when

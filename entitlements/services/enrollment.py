@@ -87,8 +87,10 @@ def wake_after_commit() -> None:
 
     def wake() -> None:
         from entitlements.tasks import resolve_enrollments
+        from entitlements.wakeups import enqueue_quietly
 
-        resolve_enrollments.delay()
+        # No publish retry, broker errors logged: a broker that is down must not stall intake.
+        enqueue_quietly(resolve_enrollments, [()])
 
     transaction.on_commit(wake, robust=True)
 

@@ -13,12 +13,20 @@ from entitlements.statuses import MessageState
 
 def resend_messages(messages: QuerySet[OutboundMessage]) -> int:
     """Put the selected messages back in the queue, due now (failed, delivered or pending
-    alike), and wake their recipients' drains. Their attempt history is kept; the body is
-    rendered again from the current data when sent. Returns how many were queued."""
+    alike), with a fresh retry horizon (``queued_at``) and attempt count, and wake their
+    recipients' drains. Their attempt history (DeliveryAttempt) is kept; the body is rendered
+    again from the current data when sent. A drain still sending one of them loses its lease
+    (``next_attempt_at`` changes), so its late result cannot undo the re-send. Returns how
+    many were queued."""
+    now = timezone.now()
     with transaction.atomic():
         recipients = set(messages.values_list("recipient_id", flat=True).distinct())
         count = messages.update(
-            state=MessageState.PENDING, next_attempt_at=timezone.now(), last_error=""
+            state=MessageState.PENDING,
+            next_attempt_at=now,
+            queued_at=now,
+            attempt_count=0,
+            last_error="",
         )
         dispatch.wake_after_commit(recipients)
     return count
