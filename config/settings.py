@@ -327,4 +327,6 @@ CELERY_TASK_QUEUES = (
 CELERY_TASK_ROUTES = {
     "entitlements.tasks.drain_recipient": {"queue": HUB_OUTBOUND_QUEUE},
     "entitlements.tasks.resolve_enrollments": {"queue": HUB_OUTBOUND_QUEUE},
+    # Calls every registry: slow parties must not hold up the confirmation workers either.
+    "entitlements.tasks.reconcile_usage": {"queue": HUB_OUTBOUND_QUEUE},
 }
