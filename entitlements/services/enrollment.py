@@ -6,17 +6,19 @@ Intake stores such an entitlement with ``enrollment_id`` set, no user, URL statu
 A worker claims due lookups (``FOR UPDATE SKIP LOCKED`` and a lease, like the outbound
 queue), asks the school's administration system for each enrollment, and then:
 
-- the enrollment is active on the order's ``startDate`` (``beginDate <= startDate`` and no
-  ``endDate`` or ``startDate < endDate``, endDate being exclusive; status not
-  ``tobedeleted``): the entitlement gets the enrollment's ``student`` as its user
-  (``user_master_identifier`` / ``user_ids`` and ``specification.user``), its Entitlement
-  requests to the licensor and portals are created and dispatch is woken: it is *released*;
+- the enrollment's [``beginDate``, ``endDate``) overlaps the order's [``startDate``,
+  ``activationUntilDate``) (end dates exclusive; status not ``tobedeleted``): the
+  entitlement gets the enrollment's ``student`` as its user (``user_master_identifier`` /
+  ``user_ids`` and ``specification.user``), its Entitlement requests to the licensor and
+  portals are created and dispatch is woken: it is *released*;
 - a transient failure (5xx, 429, timeouts, connection errors, 401 with a token): tried again
   with the outbound retry policy (backoff with jitter, Retry-After) until the horizon;
 - a permanent failure (404, 403, 400, a malformed body, an inactive enrollment, no
-  administration system, the order cancelled meanwhile) or the horizon passed: the lookup is
-  ``failed`` with the error; the entitlement stays ``created`` with nothing sent. Support can
-  "check enrollment" again from the admin once the cause is fixed.
+  administration system) or the horizon passed: the lookup is ``failed`` with the error;
+  the entitlement stays ``created`` with nothing sent. Support can "check enrollment" again
+  from the admin once the cause is fixed;
+- the order is cancelled (before or during the lookup): nothing was ever sent about the
+  entitlement, so the hub cancels it itself (cancel_unresolved), under the order's row lock.
 """
 
 from __future__ import annotations
