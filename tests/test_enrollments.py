@@ -23,7 +23,13 @@ from aanspraak.outbound.enrollments import (
 )
 from aanspraak.outbound.fetch import ChainCallError, MalformedBody
 from entitlements.admin import EntitlementAdmin
-from entitlements.models import EnrollmentLookup, Entitlement, OutboundMessage
+from entitlements.models import (
+    DeliveryOrderIntake,
+    EnrollmentLookup,
+    Entitlement,
+    OutboundMessage,
+    StatusEvent,
+)
 from entitlements.services import enrollment as service
 from entitlements.services.cancel import propose_end
 from entitlements.services.intake import receive_delivery_order
@@ -112,18 +118,35 @@ def test_school_without_master_id_is_named_by_org_id_and_type(registry, admin_se
 def test_defective_status_enum_is_tolerated_and_tobedeleted_is_inactive():
     for status in ("active", "study", "whatever"):
         parsed = parse_enrollment(enrollment("E-1", status=status))
-        assert parsed.inactive_reason(dt.date(2026, 8, 1)) is None
+        assert parsed.inactive_reason(dt.date(2026, 8, 1), dt.date(2026, 10, 1)) is None
     gone = parse_enrollment(enrollment("E-1", status="tobedeleted"))
-    assert "tobedeleted" in gone.inactive_reason(dt.date(2026, 8, 1))
+    assert "tobedeleted" in gone.inactive_reason(dt.date(2026, 8, 1), dt.date(2026, 10, 1))
 
 
-def test_activity_window_begin_inclusive_end_exclusive():
-    start = dt.date(2026, 8, 1)
-    assert parse_enrollment(enrollment("E", begin="2026-08-01")).inactive_reason(start) is None
-    assert "begins" in parse_enrollment(enrollment("E", begin="2026-08-02")).inactive_reason(start)
-    ends_on_start = parse_enrollment(enrollment("E", end="2026-08-01"))
-    assert "ended 2026-08-01" in ends_on_start.inactive_reason(start)
-    assert parse_enrollment(enrollment("E", end="2026-08-02")).inactive_reason(start) is None
+@pytest.mark.parametrize(
+    "begin, end, active",
+    [
+        ("2026-08-01", None, True),
+        ("2026-07-01", "2026-08-02", True),  # ends the day after startDate
+        ("2026-07-01", "2026-08-01", False),  # endDate exclusive: over on startDate
+        ("2026-09-15", None, True),  # F5: enrolls mid-period, before activationUntilDate
+        ("2026-09-30", "2026-12-01", True),  # the last day of the window
+        ("2026-10-01", None, False),  # activationUntilDate is exclusive
+        ("2026-11-01", None, False),
+    ],
+)
+def test_activity_window_is_an_overlap_end_dates_exclusive(begin, end, active):
+    start, until = dt.date(2026, 8, 1), dt.date(2026, 10, 1)
+    reason = parse_enrollment(enrollment("E", begin=begin, end=end)).inactive_reason(start, until)
+    assert (reason is None) == active, reason
+
+
+def test_one_day_window_takes_that_day():
+    day = dt.date(2026, 8, 1)
+    assert parse_enrollment(enrollment("E", begin="2026-08-01")).inactive_reason(day, day) is None
+    assert "begins" in parse_enrollment(enrollment("E", begin="2026-08-02")).inactive_reason(
+        day, day
+    )
 
 
 @pytest.mark.parametrize(
@@ -374,6 +397,137 @@ def test_cancelled_order_is_not_released_and_not_proposed_cancelled(registry, ad
     assert service.resolve_due().failed == 1
     assert EnrollmentLookup.objects.get().error_kind == "cancelled"
     assert not OutboundMessage.objects.filter(kind="entitlement-request").exists()
+
+
+def test_student_enrolling_mid_period_is_released(registry, admin_server):
+    """F5: the order runs 2026-08-01 .. 2026-10-01; a student enrolled from 2026-09-01 gets
+    the entitlement."""
+    admin_server.table["E-1"] = enrollment("E-1", begin="2026-09-01")
+    _intake(registry, ["E-1"])
+    assert service.resolve_due().resolved == 1
+    assert Entitlement.objects.get().messages.count() == 2
+
+
+def _cancel(registry, order_id="DO-E"):
+    from tests.test_intake import cancel_body
+
+    return receive_delivery_order(registry.seller, cancel_body(order_id, "2026-09-01"))
+
+
+def test_cancel_ends_unresolved_students_itself_with_events(registry, admin_server):
+    """F2: students still pending or failed when their order is cancelled were sent to no
+    one; the hub cancels them itself (with StatusEvents) and never releases them."""
+    admin_server.table["E-OK"] = enrollment("E-OK")
+    _intake(registry, ["E-OK", "E-404"])
+    assert service.resolve_due().resolved == 1  # E-404 failed
+    check = service.check_enrollments(Entitlement.objects.filter(enrollment_id="E-404"))
+    assert check.queued == 1  # pending again
+    result = _cancel(registry)
+    assert result.cancelled_quantity == 2  # one proposed, one cancelled by the hub
+    unresolved = Entitlement.objects.get(enrollment_id="E-404")
+    assert (unresolved.status, str(unresolved.end_date)) == ("cancelled", "2026-09-01")
+    assert unresolved.url_statuses.get().status == "cancelled"
+    lookup = unresolved.enrollment_lookup
+    assert (lookup.state, lookup.error_kind, lookup.next_attempt_at) == (
+        "failed",
+        "cancelled",
+        None,
+    )
+    intake = DeliveryOrderIntake.objects.get(action="cancel")
+    events = {
+        (e.portal_id, e.from_status, e.to_status, e.cause, e.cause_pk, e.cause_ref)
+        for e in StatusEvent.objects.filter(entitlement=unresolved)
+    }
+    assert events == set(
+        [
+            (None, "created", "cancelled", "intake", intake.pk, intake.reference_id),
+            (
+                registry.portal.pk,
+                "uninitialized",
+                "cancelled",
+                "intake",
+                intake.pk,
+                intake.reference_id,
+            ),
+        ]
+    )
+    assert not unresolved.messages.exists()
+    # The resolved one is proposed cancelled to the parties as usual.
+    released = Entitlement.objects.get(enrollment_id="E-OK")
+    assert released.status == "created"
+    assert released.messages.filter(proposed_entitlement_status="cancelled").count() == 1
+    # Nothing is looked up or released any more.
+    admin_server.table["E-404"] = enrollment("E-404")
+    EnrollmentLookup.objects.update(next_attempt_at=timezone.now())
+    assert service.resolve_due().batches == 0
+    assert not unresolved.messages.exists()
+
+
+def test_cancel_of_an_order_with_a_failed_lookup_counts_it(registry, admin_server):
+    _intake(registry, ["E-404"])
+    assert service.resolve_due().failed == 1
+    body = _cancel(registry).as_body()
+    assert body["cancelledQuantity"] == 1
+    confirmation = OutboundMessage.objects.filter(kind="deliveryorder-confirmation").latest("id")
+    assert confirmation.body["newStatus"] == "cancelled"
+    assert "1 never sent cancelled by the hub" in confirmation.body["statusMessage"]
+    assert Entitlement.objects.get().status == "cancelled"
+
+
+def _in_thread_db(work):
+    """Run ``work`` with this thread's own connection (committed data), then close it."""
+    from django.db import connections
+
+    try:
+        return work()
+    finally:
+        connections.close_all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cancel_landing_during_the_lookup_is_not_released(registry, admin_server):
+    """F2: the cancel commits while the administration system answers; the resolver must
+    not send the student out afterwards (there would be no cancel proposal to follow)."""
+    _intake(registry, ["E-1"])
+
+    def answer(received):
+        _in_thread_db(lambda: _cancel(registry))
+        return Answer(200, enrollment("E-1"))
+
+    admin_server.answer = answer
+    report = service.resolve_due()
+    assert report.resolved == 0
+    assert not OutboundMessage.objects.filter(kind="entitlement-request").exists()
+    e = Entitlement.objects.get()
+    assert e.status == "cancelled" and e.user_master_identifier is None
+    assert e.enrollment_lookup.error_kind == "cancelled"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_that_lost_its_lease_does_not_release_again(registry, admin_server):
+    """F3: worker A's lease runs out during its call; worker B claims and releases the
+    student; A's late result is not written and creates no second set of requests."""
+    _intake(registry, ["E-1"])
+    calls = []
+
+    def answer(received):
+        calls.append(received.path)
+        if len(calls) == 1:  # worker A is waiting on this answer: B takes over
+
+            def worker_b():
+                EnrollmentLookup.objects.update(next_attempt_at=timezone.now())
+                return service.resolve_due()
+
+            assert _in_thread_db(worker_b).resolved == 1
+        return Answer(200, enrollment("E-1"))
+
+    admin_server.answer = answer
+    report = service.resolve_due()
+    assert (report.resolved, report.stale) == (0, 1)
+    assert len(calls) == 2
+    assert OutboundMessage.objects.filter(kind="entitlement-request").count() == 2
+    lookup = EnrollmentLookup.objects.get()
+    assert (lookup.state, lookup.attempt_count) == ("resolved", 1)
 
 
 def test_admin_check_enrollment_looks_up_again(registry, admin_server, admin_user):

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from entitlements.models import (
@@ -119,9 +120,7 @@ def test_students_order_is_stored_with_requests_and_confirmation(
     assert confirmation.body["newStatus"] == "processed"
     assert confirmation.body["newTotalQuantity"] == 3
     assert confirmation.body["deliveryOrderReceiveId"] == data["deliveryOrderReceiveId"]
-    assert re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", confirmation.body["processedTimestamp"]
-    )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", confirmation.body["processedTimestamp"])
     assert {m.state for m in OutboundMessage.objects.all()} == {"pending"}
     # Woken after commit: licensor, portal and seller, each once.
     assert sorted(woken) == sorted([registry.licensor.pk, registry.portal.pk, registry.seller.pk])
@@ -549,7 +548,13 @@ def test_cancellation_of_a_half_licensed_order(
 
     order = DeliveryOrder.objects.get()
     assert order.status == "cancelled" and str(order.end_date) == "2026-12-31"
-    proposals = OutboundMessage.objects.filter(kind="entitlement-request", intake__action="cancel")
+    proposals = OutboundMessage.objects.filter(kind="entitlement-request").filter(
+        Q(proposed_entitlement_status="cancelled") | Q(proposed_url_status="cancelled")
+    )
+    # Requests carry no order or intake link (only seller confirmations do: F12).
+    assert not OutboundMessage.objects.filter(
+        Q(delivery_order__isnull=False) | Q(intake__isnull=False), kind="entitlement-request"
+    ).exists()
     to_licensor = proposals.filter(recipient=registry.licensor)
     assert sorted(to_licensor.values_list("entitlement_id", flat=True)) == ids[2:]
     assert {(m.proposed_entitlement_status, str(m.proposed_end_date)) for m in to_licensor} == {
@@ -573,10 +578,36 @@ def test_cancellation_of_a_half_licensed_order(
     assert "2 already licensed and not cancelled" in confirmation.body["statusMessage"]
     assert set(woken) == {registry.licensor.pk, registry.portal.pk, registry.seller.pk}
 
-    # Cancelling again (new reference) proposes nothing new.
+    # Cancelling again (new reference) proposes nothing new and repeats the first outcome.
     again = put(seller, cancel_body()).json()
-    assert again["cancelledQuantity"] == 0 and again["licensedQuantity"] == 2
+    assert again["cancelledQuantity"] == 2 and again["licensedQuantity"] == 2
+    assert again["repeated"] is True
     assert proposals.count() == 4
+    second = OutboundMessage.objects.filter(kind="deliveryorder-confirmation").latest("id")
+    assert second.pk != confirmation.pk
+    assert second.body["deliveryOrderReferenceId"] == again["deliveryOrderReferenceId"]
+    assert second.body["deliveryOrderReceiveId"] == again["deliveryOrderReceiveId"]
+    same = ("deliveryOrderReferenceId", "deliveryOrderReceiveId")
+    assert {k: v for k, v in second.body.items() if k not in same} == {
+        k: v for k, v in confirmation.body.items() if k not in same
+    }
+
+
+def test_repeated_cancel_of_a_fully_licensed_order_still_says_cancelled(registry, seller, woken):
+    """F14: a second cancel (new reference) after some entitlements became licensed reports
+    what the first cancellation reported, not "licensed"."""
+    put(seller, order_body(2))
+    first = put(seller, cancel_body()).json()
+    assert first["cancelledQuantity"] == 2
+    Entitlement.objects.update(status="licensed")  # e.g. activated before the cancel landed
+    again = put(seller, cancel_body()).json()
+    assert (again["cancelledQuantity"], again["licensedQuantity"]) == (2, 0)
+    bodies = [
+        m.body
+        for m in OutboundMessage.objects.filter(kind="deliveryorder-confirmation").order_by("id")
+    ]
+    assert [b["newStatus"] for b in bodies] == ["processed", "cancelled", "cancelled"]
+    assert bodies[1]["statusMessage"] == bodies[2]["statusMessage"]
 
 
 def test_cancellation_of_a_fully_licensed_order_says_licensed(registry, seller, woken):

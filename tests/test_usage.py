@@ -144,6 +144,55 @@ def test_contract_of_several_orders_as_an_array(registry, registry_server):
     assert not [k for k in kinds if k[0] in ("status", "missing-at-registry")]
 
 
+def test_same_order_id_of_two_sellers_is_ambiguous_not_merged(registry, registry_server):
+    """F6: deliveryOrderId is unique per seller only; two sellers' DO-1 under one contract
+    and licensor are not merged: the registry's DO-1 is recorded as ambiguous."""
+    mine = make_order(registry, 2, delivery_order_id="DO-1")
+    theirs = make_order(registry, 1, delivery_order_id="DO-1", seller=registry.other_seller)
+    a = _set(mine, ["entitled", "licensed"])
+    b = _set(theirs, ["entitled"])
+    registry_server.usage["C-1"] = _usage_of(mine, a)  # the registry knows one DO-1
+    [result] = reconcile_contracts()
+    seller, other = registry.seller.name, registry.other_seller.name
+    assert result.hub_totals["orders"] == {
+        f"DO-1 (seller {seller})": {
+            "entitlements": 2,
+            "totalEntitled": 1,
+            "totalLicensed": 1,
+            "totalCancelled": 0,
+            "totalBlocked": 0,
+            "totalExpired": 0,
+        },
+        f"DO-1 (seller {other})": {
+            "entitlements": 1,
+            "totalEntitled": 1,
+            "totalLicensed": 0,
+            "totalCancelled": 0,
+            "totalBlocked": 0,
+            "totalExpired": 0,
+        },
+    }
+    found = {
+        (d.kind, d.delivery_order_id, d.entitlement_id, d.field, d.hub_value, d.registry_value)
+        for d in result.differences.all()
+    }
+    assert found == {
+        (
+            "order-unknown-at-hub",
+            "DO-1",
+            "",
+            "ambiguous",
+            f"2 orders with this id, of sellers {other}, {seller}"
+            if other < seller
+            else f"2 orders with this id, of sellers {seller}, {other}",
+            "2",
+        ),
+        ("total", "", "", "totalEntitled", "2", "1"),
+        # Entitlement ids are the hub's own: still compared one by one.
+        ("missing-at-registry", "DO-1", str(b[0].entitlement_id), "", "entitled", ""),
+    }
+
+
 def test_hub_totals_come_from_one_aggregate_query(registry, django_assert_num_queries):
     make_order(registry, 3, delivery_order_id="DO-1")
     make_order(registry, 2, delivery_order_id="DO-2", product=registry.other_product)
@@ -153,6 +202,7 @@ def test_hub_totals_come_from_one_aggregate_query(registry, django_assert_num_qu
         [("C-1", registry.licensor.pk), ("C-1", registry.other_licensor.pk)]
     )
     assert figures[("C-1", registry.licensor.pk)].totals["entitlements"] == 3
+    assert list(figures[("C-1", registry.licensor.pk)].orders) == [(registry.seller.name, "DO-1")]
 
 
 @pytest.mark.parametrize(

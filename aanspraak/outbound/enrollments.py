@@ -40,20 +40,24 @@ class Enrollment:
     status: str
     raw: dict
 
-    def inactive_reason(self, on: dt.date) -> str | None:
-        """Why this enrollment is not active on ``on`` (None when it is). ``beginDate`` is
-        inclusive, ``endDate`` exclusive (seed 004)."""
+    def inactive_reason(self, start: dt.date, until: dt.date) -> str | None:
+        """Why this enrollment cannot carry an entitlement that is activatable over
+        [``start``, ``until``) (None when it can). It can when its own [``beginDate``,
+        ``endDate``) overlaps that window (seed 004: ``endDate`` exclusive; no endDate:
+        open-ended), so a student who enrolls mid-period, before ``until``, is accepted.
+        A window of one day (``start == until``) is taken as that day."""
         if self.status.strip().lower() == TO_BE_DELETED:
             return f"enrollment {self.enrollment_id} has status {self.status}"
-        if self.begin_date > on:
+        window_end = max(until, start + dt.timedelta(days=1))
+        if self.begin_date >= window_end:
             return (
-                f"enrollment {self.enrollment_id} begins {self.begin_date}, after the "
-                f"entitlement's startDate {on}"
+                f"enrollment {self.enrollment_id} begins {self.begin_date}, not before the "
+                f"entitlement's activationUntilDate {until}"
             )
-        if self.end_date is not None and self.end_date <= on:
+        if self.end_date is not None and self.end_date <= start:
             return (
                 f"enrollment {self.enrollment_id} ended {self.end_date} (exclusive), not after "
-                f"the entitlement's startDate {on}"
+                f"the entitlement's startDate {start}"
             )
         return None
 

@@ -26,6 +26,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRe
 
 from aanspraak.choices import Scope
 from aanspraak.models import Consent, Party
+from aanspraak.timestamps import rfc3339
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderPortal,
@@ -138,10 +139,6 @@ def visible_orders(
     raise DeliveryOrderNotVisible(delivery_order_id)
 
 
-def _rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _url_statuses(order_pks: list[int]) -> Iterator[tuple[int, int, str, str]]:
     """(order pk, entitlement pk, portal id, status), in the entitlements' order."""
     return (
@@ -202,8 +199,8 @@ def entitlement_documents(orders: list[VisibleOrder]) -> Iterator[dict]:
         doc["entitlementStatus"] = status
         if url_statuses:
             doc["urlStatuses"] = url_statuses
-        doc["dateCreated"] = _rfc3339(created)
-        doc["dateLastModified"] = _rfc3339(modified)
+        doc["dateCreated"] = rfc3339(created)
+        doc["dateLastModified"] = rfc3339(modified)
         yield doc
 
 

@@ -21,18 +21,44 @@ TOTAL_STATUSES: dict[str, str] = {
 }
 
 
+# A delivery order of the hub: its deliveryOrderId is unique per seller only, so the key
+# is (seller name, deliveryOrderId).
+OrderKey = tuple[str, str]
+
+
 @dataclass
 class HubUsage:
-    """The hub's totals of one contract at one licensor, per delivery order and summed."""
+    """The hub's totals of one contract at one licensor, per delivery order (keyed by
+    (seller name, deliveryOrderId)) and summed."""
 
     contract_id: str
     licensor_id: int
-    orders: dict[str, dict[str, int]] = field(default_factory=dict)
+    orders: dict[OrderKey, dict[str, int]] = field(default_factory=dict)
 
     @property
     def totals(self) -> dict[str, int]:
         keys = ["entitlements", *TOTAL_STATUSES]
         return {key: sum(order[key] for order in self.orders.values()) for key in keys}
+
+    def by_order_id(self) -> dict[str, list[OrderKey]]:
+        """The hub's orders per deliveryOrderId (more than one: sellers share the id)."""
+        found: dict[str, list[OrderKey]] = {}
+        for key in sorted(self.orders):
+            found.setdefault(key[1], []).append(key)
+        return found
+
+    def label(self, key: OrderKey, by_id: dict[str, list[OrderKey]] | None = None) -> str:
+        """The deliveryOrderId, with its seller when another seller's order shares it
+        (``by_id``: by_order_id(), when the caller has it)."""
+        by_id = by_id if by_id is not None else self.by_order_id()
+        if len(by_id[key[1]]) > 1:
+            return f"{key[1]} (seller {key[0]})"
+        return key[1]
+
+    def orders_by_label(self) -> dict[str, dict[str, int]]:
+        """The per-order totals keyed by label (for storing as JSON)."""
+        by_id = self.by_order_id()
+        return {self.label(key, by_id): totals for key, totals in sorted(self.orders.items())}
 
 
 def hub_usage(contract_id: str | None = None) -> dict[tuple[str, int], HubUsage]:
@@ -44,6 +70,7 @@ def hub_usage(contract_id: str | None = None) -> dict[tuple[str, int], HubUsage]
         .values(
             "delivery_order__contract_id",
             "delivery_order__product__licensor_id",
+            "delivery_order__seller__name",
             "delivery_order__delivery_order_id",
         )
         .annotate(
@@ -58,7 +85,8 @@ def hub_usage(contract_id: str | None = None) -> dict[tuple[str, int], HubUsage]
         usage = result.get(key)
         if usage is None:
             usage = result[key] = HubUsage(*key)
-        usage.orders[row["delivery_order__delivery_order_id"]] = {
+        order_key = (row["delivery_order__seller__name"], row["delivery_order__delivery_order_id"])
+        usage.orders[order_key] = {
             "entitlements": row["entitlements"],
             **{k: row[k] for k in TOTAL_STATUSES},
         }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -21,7 +22,6 @@ from django.utils import timezone
 from entitlements import dispatch
 from entitlements.bulk import insert_rows
 from entitlements.models import (
-    DeliveryOrderIntake,
     Entitlement,
     EntitlementUrlStatus,
     OutboundMessage,
@@ -46,8 +46,6 @@ MESSAGE_FIELDS = (
     "kind",
     "recipient_id",
     "entitlement_id",
-    "delivery_order_id",
-    "intake_id",
     "proposed_entitlement_status",
     "proposed_url_status",
     "proposed_end_date",
@@ -75,8 +73,6 @@ def propose_end(
     status: str,
     end_date: dt.date,
     cause: str,
-    *,
-    intake: DeliveryOrderIntake | None = None,
 ) -> Proposal:
     """Propose ``status`` (cancelled or blocked) with ``end_date`` for every entitlement of
     the queryset that can still take it and has no such proposal yet. Set-based: a constant
@@ -102,9 +98,7 @@ def propose_end(
             # nothing to cancel at the parties (resolution refuses a cancelled order).
             .exclude(enrollment_lookup__state__in=["pending", "failed"])
         )
-        rows = list(
-            eligible.values_list("pk", "delivery_order_id", "delivery_order__product__licensor_id")
-        )
+        rows = list(eligible.values_list("pk", "delivery_order__product__licensor_id"))
         if not rows:
             return result
         pks = [r[0] for r in rows]
@@ -115,16 +109,13 @@ def propose_end(
             .values_list("entitlement_id", "portal_id")
         ):
             portals_of.setdefault(entitlement_pk, []).append(portal_pk)
-        intake_pk = intake.pk if intake is not None else None
 
         def messages():
-            for pk, order_pk, licensor_pk in rows:
+            for pk, licensor_pk in rows:
                 result.recipients.add(licensor_pk)
                 yield request_row(
                     recipient_id=licensor_pk,
                     entitlement_pk=pk,
-                    order_pk=order_pk,
-                    intake_pk=intake_pk,
                     entitlement_status=status,
                     url_status=None,
                     end_date=end_date,
@@ -135,8 +126,6 @@ def propose_end(
                     yield request_row(
                         recipient_id=portal_pk,
                         entitlement_pk=pk,
-                        order_pk=order_pk,
-                        intake_pk=intake_pk,
                         entitlement_status=None,
                         url_status=status,
                         end_date=end_date,
@@ -161,22 +150,20 @@ def request_row(
     *,
     recipient_id: int,
     entitlement_pk: int,
-    order_pk: int,
-    intake_pk: int | None,
     entitlement_status: str | None,
     url_status: str | None,
     end_date: dt.date | None,
     now: dt.datetime | str,
     reference_id: str | None = None,
 ) -> tuple:
-    """One pending Entitlement request, as a row in MESSAGE_FIELDS order (for insert_rows)."""
+    """One pending Entitlement request, as a row in MESSAGE_FIELDS order (for insert_rows).
+    Requests carry no order or intake link (those are for seller confirmations: the order is
+    the entitlement's, and the partial indexes on the links stay small)."""
     return (
         reference_id or str(uuid.uuid4()),
         MessageKind.ENTITLEMENT_REQUEST,
         recipient_id,
         entitlement_pk,
-        order_pk,
-        intake_pk,
         entitlement_status,
         url_status,
         end_date,
@@ -186,3 +173,41 @@ def request_row(
         "",
         now,
     )
+
+
+def creation_rows(
+    entitlements: Iterable[tuple[int, int, Iterable[int]]],
+    now: dt.datetime | str,
+    references: Iterator[str] | None = None,
+    recipients: set[int] | None = None,
+) -> Iterator[tuple]:
+    """The Entitlement requests that put new entitlements out to the parties: ``created`` to
+    the licensor and ``initialized`` to each portal, for every ``(entitlement pk, licensor
+    pk, portal pks)``; rows for insert_rows with MESSAGE_FIELDS. Used by intake and by the
+    release of students resolved by enrollment. ``references`` supplies the
+    entitlementReferenceIds (fresh UUIDs by default); every recipient is added to
+    ``recipients``."""
+    for entitlement_pk, licensor_pk, portal_pks in entitlements:
+        if recipients is not None:
+            recipients.add(licensor_pk)
+        yield request_row(
+            recipient_id=licensor_pk,
+            entitlement_pk=entitlement_pk,
+            entitlement_status=EntitlementStatus.CREATED,
+            url_status=None,
+            end_date=None,
+            now=now,
+            reference_id=next(references) if references is not None else None,
+        )
+        for portal_pk in portal_pks:
+            if recipients is not None:
+                recipients.add(portal_pk)
+            yield request_row(
+                recipient_id=portal_pk,
+                entitlement_pk=entitlement_pk,
+                entitlement_status=None,
+                url_status=UrlStatus.INITIALIZED,
+                end_date=None,
+                now=now,
+                reference_id=next(references) if references is not None else None,
+            )

@@ -6,17 +6,19 @@ Intake stores such an entitlement with ``enrollment_id`` set, no user, URL statu
 A worker claims due lookups (``FOR UPDATE SKIP LOCKED`` and a lease, like the outbound
 queue), asks the school's administration system for each enrollment, and then:
 
-- the enrollment is active on the order's ``startDate`` (``beginDate <= startDate`` and no
-  ``endDate`` or ``startDate < endDate``, endDate being exclusive; status not
-  ``tobedeleted``): the entitlement gets the enrollment's ``student`` as its user
-  (``user_master_identifier`` / ``user_ids`` and ``specification.user``), its Entitlement
-  requests to the licensor and portals are created and dispatch is woken: it is *released*;
+- the enrollment's [``beginDate``, ``endDate``) overlaps the order's [``startDate``,
+  ``activationUntilDate``) (end dates exclusive; status not ``tobedeleted``): the
+  entitlement gets the enrollment's ``student`` as its user (``user_master_identifier`` /
+  ``user_ids`` and ``specification.user``), its Entitlement requests to the licensor and
+  portals are created and dispatch is woken: it is *released*;
 - a transient failure (5xx, 429, timeouts, connection errors, 401 with a token): tried again
   with the outbound retry policy (backoff with jitter, Retry-After) until the horizon;
 - a permanent failure (404, 403, 400, a malformed body, an inactive enrollment, no
-  administration system, the order cancelled meanwhile) or the horizon passed: the lookup is
-  ``failed`` with the error; the entitlement stays ``created`` with nothing sent. Support can
-  "check enrollment" again from the admin once the cause is fixed.
+  administration system) or the horizon passed: the lookup is ``failed`` with the error;
+  the entitlement stays ``created`` with nothing sent. Support can "check enrollment" again
+  from the admin once the cause is fixed;
+- the order is cancelled (before or during the lookup): nothing was ever sent about the
+  entitlement, so the hub cancels it itself (cancel_unresolved), under the order's row lock.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -40,15 +41,19 @@ from aanspraak.outbound.enrollments import (
     school_params,
 )
 from aanspraak.outbound.fetch import ChainCallError
-from entitlements import dispatch
+from entitlements import dispatch, worker_settings
 from entitlements.bulk import insert_rows
 from entitlements.models import (
+    DeliveryOrder,
+    DeliveryOrderIntake,
     EnrollmentLookup,
     Entitlement,
     EntitlementUrlStatus,
     OutboundMessage,
+    StatusEvent,
 )
-from entitlements.statuses import DeliveryOrderStatus, EntitlementStatus, UrlStatus
+from entitlements.services.cancel import MESSAGE_FIELDS, creation_rows
+from entitlements.statuses import DeliveryOrderStatus, EntitlementStatus, EventCause, UrlStatus
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +70,12 @@ LOOKUP_FIELDS = (
 )
 
 
-def _setting(name: str, default):
-    return type(default)(getattr(settings, name, default))
-
-
 def batch_size() -> int:
-    return _setting("HUB_ENROLLMENT_BATCH_SIZE", 50)
+    return worker_settings.setting("HUB_ENROLLMENT_BATCH_SIZE", 50)
 
 
 def lease_seconds() -> float:
-    rounds = -(-batch_size() // max(1, _setting("HUB_OUTBOUND_CONCURRENCY", 16)))
-    return rounds * _setting("HUB_OUTBOUND_TIMEOUT", 10.0) * 2 + 30
+    return worker_settings.lease_seconds(batch_size())
 
 
 # --- Queueing ---------------------------------------------------------------------------------
@@ -184,6 +184,7 @@ class ResolveReport:
     resolved: int = 0
     retry: int = 0
     failed: int = 0
+    stale: int = 0  # not written: no longer this worker's (lease lost, resolved, cancelled)
     batches: int = 0
     more: bool = False
 
@@ -191,6 +192,7 @@ class ResolveReport:
         self.resolved += other.resolved
         self.retry += other.retry
         self.failed += other.failed
+        self.stale += other.stale
 
 
 def _lookup_one(lookup: EnrollmentLookup, params_of: dict) -> Enrollment | ChainCallError:
@@ -214,7 +216,7 @@ def _lookup_one(lookup: EnrollmentLookup, params_of: dict) -> Enrollment | Chain
         )
     except ChainCallError as exc:
         return exc
-    reason = enrollment.inactive_reason(order.start_date)
+    reason = enrollment.inactive_reason(order.start_date, order.activation_until_date)
     if reason is not None:
         return ChainCallError("inactive", reason)
     return enrollment
@@ -222,7 +224,14 @@ def _lookup_one(lookup: EnrollmentLookup, params_of: dict) -> Enrollment | Chain
 
 def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveReport:
     """Look up the claimed lookups ``ids`` concurrently and record the results; releases
-    the Entitlement requests of every entitlement whose enrollment resolved."""
+    the Entitlement requests of every entitlement whose enrollment resolved.
+
+    The results are written under locks: first the lookups' delivery orders (the lock a
+    cancel takes, so a cancel is either wholly before or wholly after), then the lookups.
+    A lookup is written only if it is still pending with the lease this worker claimed it
+    with: a worker that outlived its lease never releases an entitlement another worker
+    handles. A lookup whose order is cancelled by now is not released: it fails with kind
+    ``cancelled`` and the hub cancels its entitlement itself (see cancel_unresolved)."""
     policy = policy or RetryPolicy.from_settings()
     lookups = list(
         EnrollmentLookup.objects.filter(id__in=ids, state=State.PENDING)
@@ -235,62 +244,46 @@ def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveR
     report = ResolveReport()
     if not lookups:
         return report
+    leases = {lk.pk: lk.next_attempt_at for lk in lookups}
     schools = {lk.entitlement.delivery_order.school for lk in lookups}
     params_of = {school.pk: school_params(school) for school in schools}
-    workers = max(1, min(_setting("HUB_OUTBOUND_CONCURRENCY", 16), len(lookups)))
+    workers = min(worker_settings.concurrency(), len(lookups))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enrollment") as pool:
         results = list(pool.map(lambda lk: _lookup_one(lk, params_of), lookups))
-    now = timezone.now()
-    released: list[EnrollmentLookup] = []
-    for lookup, result in zip(lookups, results, strict=True):
-        lookup.attempt_count += 1
-        lookup.checked_at = now
-        if isinstance(result, Enrollment):
-            lookup.state = State.RESOLVED
-            lookup.resolved_at = now
-            lookup.next_attempt_at = None
-            lookup.last_error = ""
-            lookup.error_kind = ""
-            lookup.http_status = 200
-            lookup.enrollment = result.raw
-            entitlement = lookup.entitlement
-            entitlement.user_master_identifier = result.student.get("userMasterIdentifier")
-            entitlement.user_ids = result.student.get("userIds")
-            entitlement.specification = {
-                **(entitlement.specification or {}),
-                "user": result.student,
-            }
-            released.append(lookup)
-            report.resolved += 1
-            continue
-        lookup.http_status = result.http_status
-        lookup.error_kind = result.kind
-        lookup.last_error = result.message[:MAX_ERROR_LENGTH]
-        when = None
-        if result.transient:
-            when = policy.next_attempt_at(
-                lookup.queued_at, lookup.attempt_count, now, result.retry_after
-            )
-            if when is None:
-                lookup.last_error = (
-                    f"gave up after {lookup.attempt_count} attempts (retry horizon "
-                    f"{int(policy.horizon_seconds)}s passed); last: {result.message}"
-                )[:MAX_ERROR_LENGTH]
-        if when is not None:
-            lookup.next_attempt_at = when
-            report.retry += 1
-        else:
-            lookup.state = State.FAILED
-            lookup.next_attempt_at = None
-            report.failed += 1
-            log.warning(
-                "enrollment of entitlement %s failed: %s",
-                lookup.entitlement.entitlement_id,
-                lookup.last_error,
-            )
     with transaction.atomic():
+        now = timezone.now()
+        order_status = dict(
+            DeliveryOrder.objects.select_for_update()
+            .filter(pk__in={lk.entitlement.delivery_order_id for lk in lookups})
+            .order_by("pk")
+            .values_list("pk", "status")
+        )
+        current = {
+            pk: (state, at)
+            for pk, state, at in EnrollmentLookup.objects.select_for_update()
+            .filter(id__in=[lk.pk for lk in lookups])
+            .order_by("id")
+            .values_list("id", "state", "next_attempt_at")
+        }
+        mine: list[EnrollmentLookup] = []
+        released: list[EnrollmentLookup] = []
+        cancelled_orders: set[int] = set()
+        for lookup, result in zip(lookups, results, strict=True):
+            if current.get(lookup.pk) != (State.PENDING, leases[lookup.pk]):
+                report.stale += 1  # resolved, re-claimed or cancelled meanwhile: not ours
+                continue
+            order_pk = lookup.entitlement.delivery_order_id
+            if order_status.get(order_pk) == DeliveryOrderStatus.CANCELLED:
+                cancelled_orders.add(order_pk)
+                result = ChainCallError(
+                    "cancelled", "the delivery order was cancelled before the enrollment resolved"
+                )
+            _record(lookup, result, policy, now, report)
+            mine.append(lookup)
+            if lookup.state == State.RESOLVED:
+                released.append(lookup)
         EnrollmentLookup.objects.bulk_update(
-            lookups,
+            mine,
             [
                 "state",
                 "attempt_count",
@@ -305,14 +298,65 @@ def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveR
         )
         if released:
             _release(released, now)
+        if cancelled_orders:
+            cancel_unresolved(sorted(cancelled_orders), now)
     return report
+
+
+def _record(
+    lookup: EnrollmentLookup,
+    result: Enrollment | ChainCallError,
+    policy: RetryPolicy,
+    now: dt.datetime,
+    report: ResolveReport,
+) -> None:
+    """Set one lookup's new state from its result (in memory; the caller saves)."""
+    lookup.attempt_count += 1
+    lookup.checked_at = now
+    if isinstance(result, Enrollment):
+        lookup.state = State.RESOLVED
+        lookup.resolved_at = now
+        lookup.next_attempt_at = None
+        lookup.last_error = ""
+        lookup.error_kind = ""
+        lookup.http_status = 200
+        lookup.enrollment = result.raw
+        entitlement = lookup.entitlement
+        entitlement.user_master_identifier = result.student.get("userMasterIdentifier")
+        entitlement.user_ids = result.student.get("userIds")
+        entitlement.specification = {**(entitlement.specification or {}), "user": result.student}
+        report.resolved += 1
+        return
+    lookup.http_status = result.http_status
+    lookup.error_kind = result.kind
+    lookup.last_error = result.message[:MAX_ERROR_LENGTH]
+    when = None
+    if result.transient:
+        when = policy.next_attempt_at(
+            lookup.queued_at, lookup.attempt_count, now, result.retry_after
+        )
+        if when is None:
+            lookup.last_error = (
+                f"gave up after {lookup.attempt_count} attempts (retry horizon "
+                f"{int(policy.horizon_seconds)}s passed); last: {result.message}"
+            )[:MAX_ERROR_LENGTH]
+    if when is not None:
+        lookup.next_attempt_at = when
+        report.retry += 1
+        return
+    lookup.state = State.FAILED
+    lookup.next_attempt_at = None
+    report.failed += 1
+    log.warning(
+        "enrollment of entitlement %s failed: %s",
+        lookup.entitlement.entitlement_id,
+        lookup.last_error,
+    )
 
 
 def _release(lookups: list[EnrollmentLookup], now: dt.datetime) -> None:
     """Give the resolved entitlements their user and create their Entitlement requests:
     ``created`` to the licensor, ``initialized`` to each portal (as intake does)."""
-    from entitlements.services.cancel import MESSAGE_FIELDS, request_row
-
     entitlements = [lk.entitlement for lk in lookups]
     for e in entitlements:
         e.date_last_modified = now
@@ -329,47 +373,109 @@ def _release(lookups: list[EnrollmentLookup], now: dt.datetime) -> None:
     ):
         portals_of.setdefault(entitlement_pk, []).append(portal_pk)
     recipients: set[int] = set()
-
-    def rows():
-        for e in entitlements:
-            if e.status != EntitlementStatus.CREATED:
-                continue  # ended meanwhile (e.g. expired): nothing to create at the parties
-            order = e.delivery_order
-            licensor_pk = order.product.licensor_id
-            recipients.add(licensor_pk)
-            yield request_row(
-                recipient_id=licensor_pk,
-                entitlement_pk=e.pk,
-                order_pk=order.pk,
-                intake_pk=None,
-                entitlement_status=EntitlementStatus.CREATED,
-                url_status=None,
-                end_date=None,
-                now=now,
-            )
-            for portal_pk in portals_of.get(e.pk, ()):
-                recipients.add(portal_pk)
-                yield request_row(
-                    recipient_id=portal_pk,
-                    entitlement_pk=e.pk,
-                    order_pk=order.pk,
-                    intake_pk=None,
-                    entitlement_status=None,
-                    url_status=UrlStatus.INITIALIZED,
-                    end_date=None,
-                    now=now,
-                )
-
-    insert_rows(OutboundMessage, MESSAGE_FIELDS, rows())
+    rows = creation_rows(
+        (
+            (e.pk, e.delivery_order.product.licensor_id, portals_of.get(e.pk, ()))
+            for e in entitlements
+            # Ended meanwhile (e.g. expired): nothing to create at the parties.
+            if e.status == EntitlementStatus.CREATED
+        ),
+        now,
+        recipients=recipients,
+    )
+    insert_rows(OutboundMessage, MESSAGE_FIELDS, rows)
     dispatch.wake_after_commit(recipients)
+
+
+def cancel_unresolved(order_pks: list[int], now: dt.datetime | None = None) -> int:
+    """Cancel, by the hub itself, the entitlements of the cancelled delivery orders
+    ``order_pks`` whose student was never resolved (lookup pending or failed): nothing about
+    them was ever sent, so there is no party to propose it to. Call it inside the
+    transaction that holds the orders' row locks (the cancel's, or the resolver's).
+
+    Their lookups fail with kind ``cancelled`` (a pending one is not asked again); each
+    entitlement becomes ``cancelled`` with its order's endDate, its URL statuses
+    ``cancelled``, with StatusEvents of cause ``intake`` pointing at the order's first
+    cancellation. Returns the number of entitlements cancelled."""
+    now = now or timezone.now()
+    rows = list(
+        Entitlement.objects.select_for_update(of=("self",))
+        .filter(
+            delivery_order_id__in=order_pks,
+            delivery_order__status=DeliveryOrderStatus.CANCELLED,
+            status=EntitlementStatus.CREATED,
+            enrollment_lookup__state__in=[State.PENDING, State.FAILED],
+        )
+        .order_by("id")
+        .values_list("id", "delivery_order_id", "delivery_order__end_date")
+    )
+    if not rows:
+        return 0
+    pks = [pk for pk, _, _ in rows]
+    EnrollmentLookup.objects.filter(entitlement_id__in=pks).exclude(state=State.RESOLVED).update(
+        state=State.FAILED,
+        next_attempt_at=None,
+        error_kind="cancelled",
+        last_error="the delivery order was cancelled before the enrollment resolved; "
+        "the hub cancelled the entitlement (nothing had been sent about it)",
+    )
+    by_end_date: dict[dt.date, list[int]] = {}
+    for pk, _, end_date in rows:
+        by_end_date.setdefault(end_date, []).append(pk)
+    for end_date, some in by_end_date.items():
+        Entitlement.objects.filter(id__in=some).update(
+            status=EntitlementStatus.CANCELLED,
+            end_date=end_date,
+            status_changed_at=now,
+            date_last_modified=now,
+        )
+    url_rows = list(
+        EntitlementUrlStatus.objects.select_for_update()
+        .filter(entitlement_id__in=pks)
+        .exclude(status__in=[UrlStatus.CANCELLED, UrlStatus.BLOCKED, UrlStatus.EXPIRED])
+        .order_by("entitlement_id", "portal_id")
+        .values_list("id", "entitlement_id", "portal_id", "status")
+    )
+    if url_rows:
+        EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in url_rows]).update(
+            status=UrlStatus.CANCELLED, status_changed_at=now, date_last_modified=now
+        )
+    cause_of: dict[int, tuple[int, str]] = {}
+    for order_pk, intake_pk, reference_id in (
+        DeliveryOrderIntake.objects.filter(
+            delivery_order_id__in={order_pk for _, order_pk, _ in rows},
+            action=DeliveryOrderIntake.Action.CANCEL,
+        )
+        .order_by("-id")
+        .values_list("delivery_order_id", "id", "reference_id")
+    ):
+        cause_of[order_pk] = (intake_pk, reference_id)  # ends on the first (lowest id)
+    order_of = {pk: order_pk for pk, order_pk, _ in rows}
+
+    def event(entitlement_pk: int, portal_pk: int | None, from_status: str, to_status: str):
+        cause_pk, cause_ref = cause_of.get(order_of[entitlement_pk], (None, ""))
+        return StatusEvent(
+            entitlement_id=entitlement_pk,
+            portal_id=portal_pk,
+            from_status=from_status,
+            to_status=to_status,
+            cause=EventCause.INTAKE,
+            cause_pk=cause_pk,
+            cause_ref=cause_ref,
+            effective_at=now,
+        )
+
+    events = [event(pk, None, EntitlementStatus.CREATED, EntitlementStatus.CANCELLED) for pk in pks]
+    events += [event(e, p, status, UrlStatus.CANCELLED) for _, e, p, status in url_rows]
+    StatusEvent.objects.bulk_create(events)
+    log.info("cancelled %d unresolved entitlements of orders %s", len(pks), order_pks)
+    return len(pks)
 
 
 def resolve_due(time_budget: float | None = None) -> ResolveReport:
     """Resolve due lookups batch by batch until none are due or the time budget is spent
     (``more`` then says to run again)."""
-    budget = (
-        time_budget if time_budget is not None else _setting("HUB_OUTBOUND_DRAIN_SECONDS", 30.0)
-    )
+    budget = time_budget if time_budget is not None else worker_settings.drain_seconds()
     deadline = time.monotonic() + budget
     policy = RetryPolicy.from_settings()
     report = ResolveReport()

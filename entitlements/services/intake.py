@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from aanspraak.choices import OrganisationIdType, UserIdType
 from aanspraak.models import Consent, Party, Product, School
+from aanspraak.timestamps import rfc3339
 from entitlements import dispatch
 from entitlements.bulk import RawJson, insert_rows, uuid4_strings
 from entitlements.models import (
@@ -39,7 +40,7 @@ from entitlements.models import (
     OutboundMessage,
 )
 from entitlements.services import enrollment
-from entitlements.services.cancel import MESSAGE_FIELDS, propose_end, request_row
+from entitlements.services.cancel import MESSAGE_FIELDS, creation_rows, propose_end
 from entitlements.statuses import (
     DeliveryOrderStatus,
     DeliveryType,
@@ -520,7 +521,7 @@ def _confirmation_body(
         "deliveryOrderReceiveId": str(intake.receive_id),
         "deliveryOrderId": order.delivery_order_id,
         "productId": order.product.product_id,
-        "processedTimestamp": dispatch.rfc3339(now),
+        "processedTimestamp": rfc3339(now),
         "newStatus": new_status,
         "newTotalQuantity": total,
         "success": True,
@@ -587,7 +588,7 @@ def _store_new_order(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeRe
         # Students by enrollmentId: their requests are created when the enrollment resolves
         # (entitlements.services.enrollment); until then nothing about them is sent.
         waiting = [pk for pk, enrollment_id in rows if enrollment_id is not None]
-        _insert_requests(order, intake, ids, product.licensor_id, portals, now, held=set(waiting))
+        _insert_requests(ids, product.licensor_id, portals, now, held=set(waiting))
         if waiting:
             enrollment.queue_lookups(waiting, now)
         body_out = _confirmation_body(
@@ -679,8 +680,6 @@ def _insert_entitlements(
 
 
 def _insert_requests(
-    order: DeliveryOrder,
-    intake: DeliveryOrderIntake,
     entitlement_pks: list[int],
     licensor_id: int,
     portals: list[Party],
@@ -696,37 +695,14 @@ def _insert_requests(
         ((pk, p.id, UrlStatus.UNINITIALIZED, stamp) for pk in entitlement_pks for p in portals),
     )
     held = held or set()
+    portal_pks = [p.id for p in portals]
     references = uuid4_strings(len(entitlement_pks) * (1 + len(portals)))
-
-    def rows():
-        for pk in entitlement_pks:
-            if pk in held:
-                continue
-            yield request_row(
-                recipient_id=licensor_id,
-                entitlement_pk=pk,
-                order_pk=order.pk,
-                intake_pk=intake.pk,
-                entitlement_status=EntitlementStatus.CREATED,
-                url_status=None,
-                end_date=None,
-                now=stamp,
-                reference_id=next(references),
-            )
-            for p in portals:
-                yield request_row(
-                    recipient_id=p.id,
-                    entitlement_pk=pk,
-                    order_pk=order.pk,
-                    intake_pk=intake.pk,
-                    entitlement_status=None,
-                    url_status=UrlStatus.INITIALIZED,
-                    end_date=None,
-                    now=stamp,
-                    reference_id=next(references),
-                )
-
-    insert_rows(OutboundMessage, MESSAGE_FIELDS, rows())
+    rows = creation_rows(
+        ((pk, licensor_id, portal_pks) for pk in entitlement_pks if pk not in held),
+        stamp,
+        references,
+    )
+    insert_rows(OutboundMessage, MESSAGE_FIELDS, rows)
 
 
 def _repeat(intake: DeliveryOrderIntake) -> IntakeResult:
@@ -839,28 +815,33 @@ def _cancel(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeResult:
             action=DeliveryOrderIntake.Action.CANCEL,
             body=body,
         )
-        already = order.status == DeliveryOrderStatus.CANCELLED
+        if order.status == DeliveryOrderStatus.CANCELLED:
+            return _cancel_again(intake, order)
         proposal = propose_end(
             order.entitlements.all(),
             EntitlementStatus.CANCELLED,
-            order.end_date if already else parsed.end_date,
+            parsed.end_date,
             EventCause.INTAKE,
-            intake=intake,
         )
+        order.status = DeliveryOrderStatus.CANCELLED
+        order.end_date = parsed.end_date
+        order.save(update_fields=["status", "end_date", "updated_at"])
+        # Students whose enrollment never resolved were sent to no one: the hub cancels
+        # them itself (under this order lock, so the resolver cannot release them after).
+        unresolved = enrollment.cancel_unresolved([order.pk], now)
         licensed = proposal.licensed
-        if not already:
-            order.status = DeliveryOrderStatus.CANCELLED
-            order.end_date = parsed.end_date
-            order.save(update_fields=["status", "end_date", "updated_at"])
-        new_status = "cancelled" if proposal.proposed or not licensed else "licensed"
+        cancelled = proposal.proposed + unresolved
+        new_status = "cancelled" if cancelled or not licensed else "licensed"
         message = (
             f"{proposal.proposed} entitlements proposed cancelled with endDate "
-            f"{order.end_date}; {licensed} already licensed and not cancelled"
+            f"{order.end_date}"
+            + (f", {unresolved} never sent cancelled by the hub" if unresolved else "")
+            + f"; {licensed} already licensed and not cancelled"
         )
         out = _confirmation_body(
             intake, order, new_status=new_status, total=licensed, message=message, now=now
         )
-        out["cancelledQuantity"] = proposal.proposed
+        out["cancelledQuantity"] = cancelled
         out["licensedQuantity"] = licensed
         _queue_confirmation(intake, order, out)
         dispatch.wake_after_commit({seller.id, *proposal.recipients})
@@ -872,8 +853,40 @@ def _cancel(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeResult:
         intake.action,
         repeated=False,
         total_quantity=licensed,
-        cancelled_quantity=proposal.proposed,
+        cancelled_quantity=cancelled,
         licensed_quantity=licensed,
+    )
+
+
+def _cancel_again(intake: DeliveryOrderIntake, order: DeliveryOrder) -> IntakeResult:
+    """A cancellation of an order that is already cancelled (a new reference id): nothing
+    is proposed again and the seller gets the outcome of the first cancellation again (its
+    confirmation body, under this message's reference and receive ids), so the two answers
+    never disagree. Called inside _cancel's transaction."""
+    first = (
+        OutboundMessage.objects.filter(
+            delivery_order=order,
+            kind=MessageKind.DELIVERYORDER_CONFIRMATION,
+            intake__action=DeliveryOrderIntake.Action.CANCEL,
+        )
+        .order_by("id")
+        .first()
+    )
+    body = dict(first.body) if first is not None else {}
+    body["deliveryOrderReferenceId"] = intake.reference_id
+    body["deliveryOrderReceiveId"] = str(intake.receive_id)
+    _queue_confirmation(intake, order, body)
+    dispatch.wake_after_commit({order.seller_id})
+    return IntakeResult(
+        intake.reference_id,
+        intake.receive_id,
+        order.delivery_order_id,
+        order.product.product_id,
+        intake.action,
+        repeated=True,
+        total_quantity=body.get("newTotalQuantity", 0),
+        cancelled_quantity=body.get("cancelledQuantity", 0),
+        licensed_quantity=body.get("licensedQuantity", 0),
     )
 
 

@@ -78,30 +78,51 @@ def _registry_totals(usages: list[DeliveryOrderUsage]) -> dict[str, int | None]:
 
 
 def compare(hub: HubUsage, usages: list[DeliveryOrderUsage]) -> _Differences:
-    """The differences between the hub's figures and the registry's."""
+    """The differences between the hub's figures and the registry's.
+
+    The registry names an order by deliveryOrderId alone, which is unique per seller only:
+    when two sellers' orders of this contract and licensor share the id, the registry's
+    order cannot be told apart and is recorded as ambiguous (kind ``order-unknown-at-hub``,
+    field ``ambiguous``) instead of being compared with the two merged. Entitlements are
+    still compared one by one (their ids are the hub's, unique)."""
     diffs = _Differences(rows=[])
     theirs = {u.delivery_order_id: u for u in usages}
-    for order_id in sorted(set(hub.orders) - set(theirs)):
-        diffs.add(
-            Kind.ORDER_MISSING_AT_REGISTRY, order_id, hub=hub.orders[order_id]["entitlements"]
-        )
-    for order_id in sorted(set(theirs) - set(hub.orders)):
+    mine = hub.by_order_id()
+    for order_id in sorted(set(mine) - set(theirs)):
+        for key in mine[order_id]:
+            diffs.add(
+                Kind.ORDER_MISSING_AT_REGISTRY,
+                hub.label(key, mine),
+                hub=hub.orders[key]["entitlements"],
+            )
+    for order_id in sorted(set(theirs) - set(mine)):
         diffs.add(Kind.ORDER_UNKNOWN_AT_HUB, order_id, registry=len(theirs[order_id].statuses))
     registry_totals = _registry_totals(usages)
     hub_totals = hub.totals
     for key in TOTALS:
         if registry_totals[key] is not None and registry_totals[key] != hub_totals[key]:
             diffs.add(Kind.TOTAL, "", field=key, hub=hub_totals[key], registry=registry_totals[key])
-    for order_id in sorted(set(hub.orders) & set(theirs)):
-        mine = hub.orders[order_id]
+    for order_id in sorted(set(mine) & set(theirs)):
+        keys = mine[order_id]
+        if len(keys) > 1:
+            sellers = ", ".join(seller for seller, _ in keys)
+            diffs.add(
+                Kind.ORDER_UNKNOWN_AT_HUB,
+                order_id,
+                field="ambiguous",
+                hub=f"{len(keys)} orders with this id, of sellers {sellers}",
+                registry=len(theirs[order_id].statuses),
+            )
+            continue
+        totals = hub.orders[keys[0]]
         for key in TOTALS:
             value = theirs[order_id].totals[key]
-            if value is not None and value != mine[key]:
-                diffs.add(Kind.TOTAL, order_id, field=key, hub=mine[key], registry=value)
+            if value is not None and value != totals[key]:
+                diffs.add(Kind.TOTAL, order_id, field=key, hub=totals[key], registry=value)
     # Per entitlement, within the orders both sides know.
     registry_status: dict[str, tuple[str, str]] = {}
     for order_id, usage in theirs.items():
-        if order_id in hub.orders:
+        if order_id in mine:
             for entitlement_id, status in usage.statuses.items():
                 registry_status[entitlement_id.lower()] = (order_id, status)
     for entitlement_id, order_id, status in hub_statuses(hub.contract_id, hub.licensor_id):
@@ -124,7 +145,7 @@ def reconcile_one(hub: HubUsage, licensor: Party) -> UsageReconciliation:
         contract_id=hub.contract_id,
         licensor=licensor,
         started_at=started,
-        hub_totals={"orders": hub.orders, "contract": hub.totals},
+        hub_totals={"orders": hub.orders_by_label(), "contract": hub.totals},
     )
     try:
         usages = get_contract_usage(registry_endpoint(licensor), hub.contract_id)
