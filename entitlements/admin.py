@@ -135,6 +135,8 @@ class OutboundMessageAdmin(RecordAdmin):
     search_fields = [
         "=reference_id",
         "=entitlement__entitlement_id",
+        # Requests link to their order through the entitlement; seller confirmations directly.
+        "entitlement__delivery_order__delivery_order_id",
         "delivery_order__delivery_order_id",
     ]
     list_select_related = ["recipient"]

@@ -27,12 +27,12 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from aanspraak.outbound import Outcome, RetryPolicy, SendResult, endpoint_for_party, send
+from aanspraak.timestamps import rfc3339
 from entitlements.models import (
     DeliveryAttempt,
     EntitlementUrlStatus,
@@ -42,6 +42,8 @@ from entitlements.models import (
 from entitlements.recipient_lock import recipient_lock
 from entitlements.statuses import EventCause, MessageKind, MessageState, UrlStatus
 from entitlements.wakeups import enqueue_quietly
+from entitlements.worker_settings import concurrency, drain_seconds, setting
+from entitlements.worker_settings import lease_seconds as worker_lease_seconds
 
 log = logging.getLogger(__name__)
 
@@ -50,24 +52,12 @@ CONFIRMATIONS_PATH = "deliveryorders/confirmations"
 MAX_ERROR_LENGTH = 2000
 
 
-def _setting(name: str, default):
-    return type(default)(getattr(settings, name, default))
-
-
 def batch_size() -> int:
-    return _setting("HUB_OUTBOUND_BATCH_SIZE", 100)
+    return setting("HUB_OUTBOUND_BATCH_SIZE", 100)
 
 
 def lease_seconds() -> float:
-    # Long enough for a whole batch of sends that each hit the timeout (they run in parallel,
-    # but a batch larger than the pool takes several rounds).
-    rounds = -(-batch_size() // max(1, _setting("HUB_OUTBOUND_CONCURRENCY", 16)))
-    return rounds * _setting("HUB_OUTBOUND_TIMEOUT", 10.0) * 2 + 30
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """A UTC timestamp as RFC 3339 with ``Z``."""
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return worker_lease_seconds(batch_size())
 
 
 # --- Waking the workers -----------------------------------------------------------------------
@@ -246,7 +236,7 @@ def send_batch(claim: Claim, policy: RetryPolicy | None = None) -> BatchReport:
             endpoints[recipient.pk] = endpoint_for_party(recipient)
         path, body = render(message, url_statuses.get(message.entitlement_id, []))
         jobs.append((endpoints[recipient.pk], path, body))
-    workers = max(1, min(_setting("HUB_OUTBOUND_CONCURRENCY", 16), len(jobs)))
+    workers = max(1, min(concurrency(), len(jobs)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="outbound") as pool:
         results = list(pool.map(lambda job: send(job[0], "PUT", job[1], job[2]), jobs))
     return record_results(messages, [job[2] for job in jobs], results, policy, claim.lease)
@@ -411,9 +401,7 @@ def drain(recipient_id: int, time_budget: float | None = None) -> DrainReport:
     At most one drain per recipient runs at a time (``recipient_lock``): when another holds
     the lock this returns at once with ``busy``, so a slow party's drains never pile up on
     the workers."""
-    budget = (
-        time_budget if time_budget is not None else _setting("HUB_OUTBOUND_DRAIN_SECONDS", 30.0)
-    )
+    budget = time_budget if time_budget is not None else drain_seconds()
     report = DrainReport()
     with recipient_lock(recipient_id) as held:
         if not held:
