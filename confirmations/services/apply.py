@@ -272,13 +272,17 @@ def _replay(accepted: list[Confirmation], now: dt.datetime) -> _Replayed:
         e.pk: e
         for e in Entitlement.objects.filter(pk__in=ids)
         .select_related("delivery_order")
-        .select_for_update(of=("self",))
+        .select_for_update(of=("self",), no_key=True)
         .order_by("pk")
     }
     # Lock order everywhere (here, the expiry job, mark_initialized): entitlements by id, then
-    # their URL statuses by id. Locking the URL statuses keeps a concurrent delivery
-    # (uninitialized → initialized) from changing a row between our read and our write; the
-    # delivered requests are read after the lock, so they agree with the rows we hold.
+    # their URL statuses by id. FOR NO KEY UPDATE on the entitlements: it still serialises
+    # workers, but not the KEY SHARE that an insert of a StatusEvent pointing at the
+    # entitlement takes (at commit: Django's foreign keys are deferred); FOR UPDATE would
+    # deadlock with a delivery that holds a URL status row and commits its events.
+    # Locking the URL statuses keeps a concurrent delivery (uninitialized → initialized)
+    # from changing a row between our read and our write; the delivered requests are read
+    # after the lock, so they agree with the rows we hold.
     url_rows = {
         (u.entitlement_id, u.portal_id): u
         for u in EntitlementUrlStatus.objects.filter(entitlement_id__in=ids)

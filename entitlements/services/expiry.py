@@ -7,10 +7,10 @@ on whether this job ran before or after a replay: the entitlement becomes ``expi
 it is cancelled or blocked; every live URL status expires, also those of cancelled and
 blocked entitlements; both at ``expiry_moment(expirationDate)``, not at the time the job runs.
 
-Set-based, in batches: per batch one SELECT ... FOR UPDATE SKIP LOCKED of the entitlements
-(so two sweeps never fight, ordered by id), one UPDATE of their status, one SELECT ... FOR
-UPDATE of their URL statuses (ordered by id: the lock order of the worker's replay), one
-UPDATE of those and one bulk insert of the StatusEvents (cause ``expiry``).
+Set-based, in batches: per batch one SELECT ... FOR NO KEY UPDATE SKIP LOCKED of the
+entitlements (so two sweeps never fight; ordered by id), one UPDATE of their status, one
+SELECT ... FOR UPDATE of their URL statuses (ordered by id: the lock order of the worker's
+replay), one UPDATE of those and one bulk insert of the StatusEvents (cause ``expiry``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def _expire_batch(today: dt.date, size: int) -> tuple[int, int, int]:
     )
     with transaction.atomic():
         rows = list(
-            Entitlement.objects.select_for_update(skip_locked=True, of=("self",))
+            # NO KEY UPDATE: see confirmations/services/apply.py (deferred FK checks of
+            # StatusEvents inserted by a concurrent delivery take KEY SHARE at commit).
+            Entitlement.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .filter(delivery_order__expiration_date__lt=today)
             .filter(Q(status__in=EXPIRING_STATUSES) | Exists(live_url))
             .order_by("id")

@@ -1,0 +1,86 @@
+"""The worker's replay and a delivery recorded at the same moment (F11): the replay locks
+the URL statuses it reads, so it either sees the delivery's result or the delivery sees its
+own; never two changes from the same ``uninitialized``."""
+
+from __future__ import annotations
+
+import threading
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from confirmations.models import Confirmation
+from confirmations.services.apply import apply_all_pending
+from entitlements.dispatch import mark_initialized
+from entitlements.models import EntitlementUrlStatus, OutboundMessage, StatusEvent
+from entitlements.statuses import MessageState
+from tests.confirm_helpers import T0, portal_body, request_to, store
+from tests.factories import make_order
+from tests.processes import wait_for
+
+
+def _lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+def test_replay_waits_for_a_delivery_in_flight_and_folds_from_its_result(
+    transactional_db, registry
+):
+    order = make_order(registry, 1)
+    entitlement = order.entitlements.get()
+    request = request_to(entitlement, registry.portal)  # not delivered yet
+    store(registry.portal, portal_body(request, "processed", at=T0, receive_id="p1"))
+
+    recorded, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def deliver():
+        """What record_results does for a delivered portal request, held open for a while."""
+        try:
+            with transaction.atomic():
+                OutboundMessage.objects.filter(pk=request.pk).update(state=MessageState.DELIVERED)
+                mark_initialized([request], timezone.now())
+                recorded.set()
+                release.wait(30)
+        except BaseException as exc:  # surfaced in the test thread below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def work():
+        try:
+            apply_all_pending()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    delivery = threading.Thread(target=deliver)
+    delivery.start()
+    assert recorded.wait(30)
+    worker = threading.Thread(target=work)
+    worker.start()
+    # The worker is blocked on the URL status row the delivery holds (with the lock: at its
+    # SELECT ... FOR UPDATE; without it, only at its UPDATE, after reading the old row).
+    wait_for(lambda: _lock_waiters() >= 1, what="the worker to wait for the row lock")
+    release.set()
+    delivery.join(30)
+    worker.join(30)
+    assert not errors, [
+        (str(e), e.__traceback__ and __import__("traceback").format_tb(e.__traceback__)[-6:])
+        for e in errors
+    ]
+
+    url = EntitlementUrlStatus.objects.get(entitlement=entitlement, portal=registry.portal)
+    assert (url.status, url.status_changed_at) == ("processed", T0)
+    events = StatusEvent.objects.filter(portal=registry.portal).order_by("id")
+    assert list(events.values_list("from_status", "to_status", "cause")) == [
+        ("uninitialized", "initialized", "delivery"),
+        ("initialized", "processed", "confirmation"),
+    ]
+    assert Confirmation.objects.get(receive_id="p1").state == "applied"
