@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+from entitlements.expiry_rules import expires
 from entitlements.statuses import END_DATE_STATUSES, EntitlementStatus, EventCause, UrlStatus
 from entitlements.transitions import Cause, Decision, Outcome, Subject, decide
 
@@ -31,7 +32,6 @@ class Event:
     new_url_status: str | None = None
     proposed_url_status: str | None = None
     user: dict | None = None  # an activation's UserReference
-    expire_urls: bool = False
 
     @property
     def sort_key(self) -> tuple:
@@ -80,11 +80,9 @@ def fold(base_urls: dict[int, str], events: list[Event], tz: dt.tzinfo) -> Folde
 
 def _step(state: Folded, event: Event, tz: dt.tzinfo) -> Decision:
     """Apply one event to ``state`` in place; return the event's outcome."""
-    if event.expire_urls:
-        for portal, current in state.urls.items():
-            if decide(Subject.URL, current, None, UrlStatus.EXPIRED).outcome is Outcome.APPLIED:
-                state.urls[portal] = UrlStatus.EXPIRED
-                state.url_causes[portal] = event.as_cause
+    if event.cause == EventCause.EXPIRY:
+        _expire(state, event)
+        return Decision(Outcome.APPLIED, "expiry")
 
     # Answer checks first: a confirmation with one part that answers nothing is rejected
     # as a whole, and neither of its parts is applied.
@@ -133,13 +131,17 @@ def _step(state: Folded, event: Event, tz: dt.tzinfo) -> Decision:
     return Decision(outcome, "; ".join(d.reason for d in decisions))
 
 
+def _expire(state: Folded, event: Event) -> None:
+    """The hub's expiry, by the rule the expiry job applies too (``expiry_rules``)."""
+    cause = event.as_cause
+    if expires(Subject.ENTITLEMENT, state.status):
+        state.status, state.status_cause = EntitlementStatus.EXPIRED, cause
+    for portal, current in state.urls.items():
+        if expires(Subject.URL, current):
+            state.urls[portal], state.url_causes[portal] = UrlStatus.EXPIRED, cause
+
+
 def expiry_event(expires_at: dt.datetime) -> Event:
-    """The hub's expiry of an entitlement (and its URL statuses) at ``expires_at``."""
-    return Event(
-        effective_at=expires_at,
-        ref="",
-        sender=0,
-        cause=EventCause.EXPIRY,
-        new_status=EntitlementStatus.EXPIRED,
-        expire_urls=True,
-    )
+    """The hub's expiry of an entitlement (and its URL statuses) at ``expires_at``: the
+    ``expiry_rules.expiry_moment`` of its order's expirationDate."""
+    return Event(effective_at=expires_at, ref="", sender=0, cause=EventCause.EXPIRY)

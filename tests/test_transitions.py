@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 
+from entitlements.expiry_rules import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expires
 from entitlements.statuses import EntitlementStatus, UrlStatus
 from entitlements.transitions import Outcome, Subject, decide
 
@@ -108,3 +109,14 @@ def test_terminal_statuses_have_no_way_out():
             for new in statuses:
                 if new != terminal:
                     assert decide(subject, terminal, None, new).outcome is Outcome.STALE
+
+
+def test_the_expiry_rule_is_the_transition_table():
+    """What expires (entitlement and URL statuses alike) is what ``expired`` may follow;
+    the job and the replay both read these sets (entitlements/expiry_rules.py)."""
+    assert sorted(EXPIRING_STATUSES) == ["created", "entitled", "licensed"]
+    assert sorted(EXPIRING_URL_STATUSES) == ["initialized", "processed", "uninitialized"]
+    for subject, (statuses, _a, _m) in CASES.items():
+        for status in statuses:
+            legal = decide(subject, status, None, "expired").outcome is Outcome.APPLIED
+            assert expires(subject, status) is legal

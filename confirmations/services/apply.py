@@ -6,8 +6,9 @@ Per batch, in one transaction:
    never claim the same row);
 2. check each against the Entitlement request it names (one query) or, for activations, the
    entitlement (one query); failures are ``rejected`` with a reason the sender can act on;
-3. lock the affected entitlements (ordered by id: no deadlocks between workers), load their
-   URL statuses, delivered requests and all earlier accepted confirmations (three queries);
+3. lock the affected entitlements, then their URL statuses (each ordered by id, the lock
+   order of the expiry job too: no deadlocks), then load their delivered requests and all
+   earlier accepted confirmations (four queries);
 4. fold every affected entitlement from its base state (``confirmations.replay``);
 5. write entitlements, URL statuses, status events and the confirmations' outcomes (four
    statements).
@@ -21,7 +22,6 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from confirmations.models import Confirmation, ConfirmationKind, ConfirmationState
 from confirmations.replay import Event, expiry_event, fold
+from entitlements.expiry_rules import expiry_moment, hub_tz, is_due
 from entitlements.models import Entitlement, EntitlementUrlStatus, OutboundMessage
 from entitlements.services.status import TargetState, write_states
 from entitlements.statuses import (
@@ -244,11 +245,6 @@ class _Replayed:
     redecided: list[Confirmation] = field(default_factory=list)
 
 
-def expiry_moment(expiration_date: dt.date, tz: dt.tzinfo) -> dt.datetime:
-    """The moment an entitlement expires: the end of its ``expirationDate`` (hub time)."""
-    return dt.datetime.combine(expiration_date + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-
-
 def _event_of(row: Confirmation) -> Event:
     message = row.message
     is_activation = row.kind == ConfirmationKind.ACTIVATION
@@ -270,18 +266,28 @@ def _event_of(row: Confirmation) -> Event:
 
 def _replay(accepted: list[Confirmation], now: dt.datetime) -> _Replayed:
     """Lock the affected entitlements, fold all their accepted confirmations, write."""
-    tz = ZoneInfo(settings.TIME_ZONE)
+    tz = hub_tz()
     ids = sorted({row.entitlement_id for row in accepted})
     locked = {
         e.pk: e
         for e in Entitlement.objects.filter(pk__in=ids)
         .select_related("delivery_order")
-        .select_for_update(of=("self",))
+        .select_for_update(of=("self",), no_key=True)
         .order_by("pk")
     }
+    # Lock order everywhere (here, the expiry job, mark_initialized): entitlements by id, then
+    # their URL statuses by id. FOR NO KEY UPDATE on the entitlements: it still serialises
+    # workers, but not the KEY SHARE that an insert of a StatusEvent pointing at the
+    # entitlement takes (at commit: Django's foreign keys are deferred); FOR UPDATE would
+    # deadlock with a delivery that holds a URL status row and commits its events.
+    # Locking the URL statuses keeps a concurrent delivery (uninitialized → initialized)
+    # from changing a row between our read and our write; the delivered requests are read
+    # after the lock, so they agree with the rows we hold.
     url_rows = {
         (u.entitlement_id, u.portal_id): u
         for u in EntitlementUrlStatus.objects.filter(entitlement_id__in=ids)
+        .select_for_update()
+        .order_by("id")
     }
     delivered = set(
         OutboundMessage.objects.filter(
@@ -315,8 +321,10 @@ def _replay(accepted: list[Confirmation], now: dt.datetime) -> _Replayed:
         entitlement = locked[pk]
         events = [_event_of(row) for row in by_entitlement[pk]]
         expiration = entitlement.delivery_order.expiration_date
+        # Due by our clock, or already applied by the expiry job: either way the expiry is
+        # one event of the fold, at the same moment the job uses (``expiry_rules``).
         if expiration is not None and (
-            entitlement.status == EntitlementStatus.EXPIRED or expiry_moment(expiration, tz) <= now
+            entitlement.status == EntitlementStatus.EXPIRED or is_due(expiration, now, tz)
         ):
             events.append(expiry_event(expiry_moment(expiration, tz)))
         folded = fold(base_urls[pk], events, tz)

@@ -1,26 +1,32 @@
 """Expiry: entitlements whose delivery order's ``expirationDate`` has passed become
 ``expired``, and their live URL statuses with them (DESIGN.md §4).
 
-Set-based, in batches: per batch one SELECT ... FOR UPDATE SKIP LOCKED of the entitlements
-(so two sweeps never fight), one UPDATE of their status, one of their URL statuses, and one
-bulk insert of the StatusEvents (cause ``expiry``). Cancelled, blocked and already expired
-entitlements are left alone; so are URL statuses that ended.
+The rule (which statuses expire, and at which moment) lives in ``entitlements.expiry_rules``
+and is the one the confirmation worker's replay folds in, so the final state does not depend
+on whether this job ran before or after a replay: the entitlement becomes ``expired`` unless
+it is cancelled or blocked; every live URL status expires, also those of cancelled and
+blocked entitlements; both at ``expiry_moment(expirationDate)``, not at the time the job runs.
+
+Set-based, in batches: per batch one SELECT ... FOR NO KEY UPDATE SKIP LOCKED of the
+entitlements (so two sweeps never fight; ordered by id), one UPDATE of their status, one
+SELECT ... FOR UPDATE of their URL statuses (ordered by id: the lock order of the worker's
+replay), one UPDATE of those and one bulk insert of the StatusEvents (cause ``expiry``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Case, DateTimeField, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from entitlements.expiry_rules import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expiry_moment
 from entitlements.models import Entitlement, EntitlementUrlStatus, StatusEvent
 from entitlements.statuses import EntitlementStatus, EventCause, UrlStatus
-
-FINAL_STATUSES = (EntitlementStatus.CANCELLED, EntitlementStatus.BLOCKED, EntitlementStatus.EXPIRED)
-FINAL_URL_STATUSES = (UrlStatus.CANCELLED, UrlStatus.BLOCKED, UrlStatus.EXPIRED)
 
 
 @dataclass
@@ -32,44 +38,71 @@ class ExpiryReport:
 
 def expire_due(today: dt.date | None = None, batch_size: int | None = None) -> ExpiryReport:
     """Expire every entitlement whose order's expirationDate is before ``today`` (the local
-    date by default: an order valid until 31 July expires on 1 August)."""
+    date by default: an order valid until 31 July expires on 1 August, at 00:00 hub time)."""
     today = today or timezone.localdate()
     size = batch_size or int(getattr(settings, "HUB_EXPIRY_BATCH_SIZE", 5000))
     report = ExpiryReport()
     while True:
-        done, urls = _expire_batch(today, size)
-        if not done:
+        done, urls, seen = _expire_batch(today, size)
+        if not seen:
             return report
         report.entitlements += done
         report.url_statuses += urls
         report.batches += 1
 
 
-def _expire_batch(today: dt.date, size: int) -> tuple[int, int]:
+def _moments(pks_by_date: dict[dt.date, list[int]]) -> Case:
+    """Each row's expiry moment, as one CASE over the batch's (few) expiration dates."""
+    return Case(
+        *(When(id__in=pks, then=Value(expiry_moment(date))) for date, pks in pks_by_date.items()),
+        output_field=DateTimeField(),
+    )
+
+
+def _expire_batch(today: dt.date, size: int) -> tuple[int, int, int]:
+    """Expire one batch; (entitlements expired, URL statuses expired, entitlements seen)."""
     now = timezone.now()
+    live_url = EntitlementUrlStatus.objects.filter(
+        entitlement_id=OuterRef("pk"), status__in=EXPIRING_URL_STATUSES
+    )
     with transaction.atomic():
         rows = list(
-            Entitlement.objects.select_for_update(skip_locked=True, of=("self",))
+            # NO KEY UPDATE: see confirmations/services/apply.py (deferred FK checks of
+            # StatusEvents inserted by a concurrent delivery take KEY SHARE at commit).
+            Entitlement.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .filter(delivery_order__expiration_date__lt=today)
-            .exclude(status__in=FINAL_STATUSES)
+            .filter(Q(status__in=EXPIRING_STATUSES) | Exists(live_url))
             .order_by("id")
-            .values_list("id", "status")[:size]
+            .values_list("id", "status", "delivery_order__expiration_date")[:size]
         )
         if not rows:
-            return 0, 0
-        pks = [pk for pk, _ in rows]
-        Entitlement.objects.filter(id__in=pks).update(
-            status=EntitlementStatus.EXPIRED, status_changed_at=now, date_last_modified=now
-        )
+            return 0, 0, 0
+        expiring = {pk: (status, date) for pk, status, date in rows if status in EXPIRING_STATUSES}
+        moment_of = {pk: expiry_moment(date) for pk, _status, date in rows}
+        by_date: dict[dt.date, list[int]] = defaultdict(list)
+        for pk, (_status, date) in expiring.items():
+            by_date[date].append(pk)
+        if expiring:
+            Entitlement.objects.filter(id__in=list(expiring)).update(
+                status=EntitlementStatus.EXPIRED,
+                status_changed_at=_moments(by_date),
+                date_last_modified=now,
+            )
         url_rows = list(
             EntitlementUrlStatus.objects.select_for_update()
-            .filter(entitlement_id__in=pks)
-            .exclude(status__in=FINAL_URL_STATUSES)
+            .filter(entitlement_id__in=list(moment_of), status__in=EXPIRING_URL_STATUSES)
+            .order_by("id")
             .values_list("id", "entitlement_id", "portal_id", "status")
         )
         if url_rows:
+            url_by_date: dict[dt.date, list[int]] = defaultdict(list)
+            dates = {pk: date for pk, _status, date in rows}
+            for url_pk, entitlement_pk, _portal, _status in url_rows:
+                url_by_date[dates[entitlement_pk]].append(url_pk)
             EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in url_rows]).update(
-                status=UrlStatus.EXPIRED, status_changed_at=now, date_last_modified=now
+                status=UrlStatus.EXPIRED,
+                status_changed_at=_moments(url_by_date),
+                date_last_modified=now,
             )
         events = [
             StatusEvent(
@@ -77,9 +110,9 @@ def _expire_batch(today: dt.date, size: int) -> tuple[int, int]:
                 from_status=status,
                 to_status=EntitlementStatus.EXPIRED,
                 cause=EventCause.EXPIRY,
-                effective_at=now,
+                effective_at=moment_of[pk],
             )
-            for pk, status in rows
+            for pk, (status, _date) in expiring.items()
         ]
         events += [
             StatusEvent(
@@ -88,9 +121,9 @@ def _expire_batch(today: dt.date, size: int) -> tuple[int, int]:
                 from_status=status,
                 to_status=UrlStatus.EXPIRED,
                 cause=EventCause.EXPIRY,
-                effective_at=now,
+                effective_at=moment_of[entitlement_pk],
             )
             for _, entitlement_pk, portal_pk, status in url_rows
         ]
         StatusEvent.objects.bulk_create(events, batch_size=2000)
-    return len(rows), len(url_rows)
+    return len(expiring), len(url_rows), len(rows)
