@@ -346,44 +346,47 @@ def record_results(
 
 def mark_initialized(messages: list[OutboundMessage], now: dt.datetime) -> int:
     """URL status uninitialized → initialized for the delivered portal requests (only where
-    it is still uninitialized: a confirmation may have moved it on), with StatusEvents."""
-    by_portal: dict[int, dict[int, OutboundMessage]] = defaultdict(dict)
-    for m in messages:
-        by_portal[m.recipient_id][m.entitlement_id] = m
-    changed = 0
+    it is still uninitialized: a confirmation may have moved it on), with StatusEvents.
+
+    The rows are locked in one statement in id order, the order the confirmation replay
+    locks them in, so the two never deadlock."""
+    by_pair: dict[tuple[int, int], OutboundMessage] = {
+        (m.entitlement_id, m.recipient_id): m for m in messages
+    }
+    if not by_pair:
+        return 0
+    pairs = Q()
+    for portal_pk in {portal for _, portal in by_pair}:
+        entitlement_pks = [e for e, p in by_pair if p == portal_pk]
+        pairs |= Q(portal_id=portal_pk, entitlement_id__in=entitlement_pks)
+    rows = list(
+        EntitlementUrlStatus.objects.select_for_update()
+        .filter(pairs, status=UrlStatus.UNINITIALIZED)
+        .order_by("id")
+        .values_list("id", "entitlement_id", "portal_id")
+    )
+    if not rows:
+        return 0
+    EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in rows]).update(
+        status=UrlStatus.INITIALIZED, status_changed_at=now, date_last_modified=now
+    )
     events = []
-    for portal_pk, by_entitlement in by_portal.items():
-        rows = list(
-            EntitlementUrlStatus.objects.select_for_update()
-            .filter(
+    for _, entitlement_pk, portal_pk in rows:
+        message = by_pair[(entitlement_pk, portal_pk)]
+        events.append(
+            StatusEvent(
+                entitlement_id=entitlement_pk,
                 portal_id=portal_pk,
-                entitlement_id__in=list(by_entitlement),
-                status=UrlStatus.UNINITIALIZED,
+                from_status=UrlStatus.UNINITIALIZED,
+                to_status=UrlStatus.INITIALIZED,
+                cause=EventCause.DELIVERY,
+                cause_pk=message.pk,
+                cause_ref=str(message.reference_id),
+                effective_at=now,
             )
-            .values_list("id", "entitlement_id")
         )
-        if not rows:
-            continue
-        EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in rows]).update(
-            status=UrlStatus.INITIALIZED, status_changed_at=now, date_last_modified=now
-        )
-        changed += len(rows)
-        for _, entitlement_pk in rows:
-            message = by_entitlement[entitlement_pk]
-            events.append(
-                StatusEvent(
-                    entitlement_id=entitlement_pk,
-                    portal_id=portal_pk,
-                    from_status=UrlStatus.UNINITIALIZED,
-                    to_status=UrlStatus.INITIALIZED,
-                    cause=EventCause.DELIVERY,
-                    cause_pk=message.pk,
-                    cause_ref=str(message.reference_id),
-                    effective_at=now,
-                )
-            )
     StatusEvent.objects.bulk_create(events)
-    return changed
+    return len(rows)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Write derived states to entitlements and URL statuses, with a status event per change.
 
-Callers (the confirmation worker; later the hub's expiry and admin) decide the target state
+Callers (the confirmation worker) decide the target state
 of each *locked* entitlement; ``write_states`` compares it with the rows as loaded and writes
 only the differences, set-based: one UPDATE for the entitlements, one for the URL statuses,
 one INSERT for the events, whatever the number of rows.
