@@ -107,6 +107,22 @@ class IntakeResult:
     cancelled_quantity: int = 0
     licensed_quantity: int = 0
 
+    @classmethod
+    def repeat(cls, intake: DeliveryOrderIntake, order: DeliveryOrder, confirmation: dict):
+        """The answer to a message that repeats an earlier one, whose seller confirmation
+        (``confirmation``) is being sent again."""
+        return cls(
+            intake.reference_id,
+            intake.receive_id,
+            order.delivery_order_id,
+            order.product.product_id,
+            intake.action,
+            repeated=True,
+            total_quantity=confirmation.get("newTotalQuantity", 0),
+            cancelled_quantity=confirmation.get("cancelledQuantity", 0),
+            licensed_quantity=confirmation.get("licensedQuantity", 0),
+        )
+
     def as_body(self) -> dict:
         body = {
             "deliveryOrderReferenceId": self.reference_id,
@@ -718,18 +734,7 @@ def _repeat(intake: DeliveryOrderIntake) -> IntakeResult:
         if previous is not None:
             _queue_confirmation(intake, order, previous.body)
         dispatch.wake_after_commit({order.seller_id})
-    body = previous.body if previous is not None else {}
-    return IntakeResult(
-        intake.reference_id,
-        intake.receive_id,
-        order.delivery_order_id,
-        order.product.product_id,
-        intake.action,
-        repeated=True,
-        total_quantity=body.get("newTotalQuantity", 0),
-        cancelled_quantity=body.get("cancelledQuantity", 0),
-        licensed_quantity=body.get("licensedQuantity", 0),
-    )
+    return IntakeResult.repeat(intake, order, previous.body if previous is not None else {})
 
 
 def _resend_unchanged(
@@ -877,17 +882,7 @@ def _cancel_again(intake: DeliveryOrderIntake, order: DeliveryOrder) -> IntakeRe
     body["deliveryOrderReceiveId"] = str(intake.receive_id)
     _queue_confirmation(intake, order, body)
     dispatch.wake_after_commit({order.seller_id})
-    return IntakeResult(
-        intake.reference_id,
-        intake.receive_id,
-        order.delivery_order_id,
-        order.product.product_id,
-        intake.action,
-        repeated=True,
-        total_quantity=body.get("newTotalQuantity", 0),
-        cancelled_quantity=body.get("cancelledQuantity", 0),
-        licensed_quantity=body.get("licensedQuantity", 0),
-    )
+    return IntakeResult.repeat(intake, order, body)
 
 
 def receive_delivery_order(seller: Party, body: Any) -> IntakeResult:
