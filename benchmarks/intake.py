@@ -168,7 +168,7 @@ def run(args, name: str, admin_url: str) -> int:
         messages = OutboundMessage.objects.count()
     assert entitlements == 3 * n, entitlements
     server = connection.cursor().connection.info.server_version
-    rows_per_order = f"{n:,} entitlements, {n:,} URL statuses, {2 * n + 1:,} messages, {n:,} events"
+    rows_per_order = f"{n:,} entitlements, {n:,} URL statuses, {2 * n + 1:,} messages"
     lines = [
         f"Order of {n:,} students (one portal): {rows_per_order} per order.",
         "",
