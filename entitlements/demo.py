@@ -9,6 +9,7 @@ a demo delivery order through the real API and shows its entitlements reach ``en
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import subprocess
@@ -97,14 +98,26 @@ def log_dir() -> Path:
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Stop every child with its own children (each runs in a process group of its own)."""
     for proc in processes:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+            os.killpg(proc.pid, signal.SIGTERM)
     for proc in processes:
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def stop_on_termination() -> None:
+    """Turn SIGTERM and SIGHUP into KeyboardInterrupt, so the demo cleans up its children
+    however it is stopped (Ctrl-C, a closed terminal, a process manager, a time-out)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGHUP, interrupt)
 
 
 def wait_for_hub(hub: str, timeout: float = 60) -> None:

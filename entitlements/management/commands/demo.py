@@ -24,6 +24,7 @@ class Command(BaseCommand):
         logging.getLogger("httpx").setLevel(logging.WARNING)
         login = demo.prepare()
         hub = f"http://127.0.0.1:{options['port']}"
+        demo.stop_on_termination()
         processes = demo.start_processes(options["port"])
         try:
             demo.wait_for_hub(hub)
