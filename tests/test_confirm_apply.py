@@ -364,3 +364,51 @@ def test_overdue_pending_is_what_the_sweep_looks_for(registry, ent):
     assert not has_overdue_pending(3600)  # just received: the wake-up is still on its way
     apply_all_pending()
     assert not has_overdue_pending(0)
+
+
+def test_a_confirmation_that_cannot_be_applied_is_set_aside_not_blocking(
+    registry, order, monkeypatch
+):
+    """A confirmation whose application raises (a bug, unexpected data) is set aside as
+    rejected with a reason naming it; every other confirmation of the batch is applied."""
+    from confirmations.services import apply as apply_module
+
+    first, poison, third = order.entitlements.order_by("id")
+    rids = [confirm(registry, e, "entitled") for e in (first, poison, third)]
+    real_fold = apply_module.fold
+
+    def fold_that_breaks_on_the_poison(base_urls, events, tz):
+        if any(event.ref == rids[1] for event in events):
+            raise KeyError("unexpected data")
+        return real_fold(base_urls, events, tz)
+
+    monkeypatch.setattr(apply_module, "fold", fold_that_breaks_on_the_poison)
+    assert apply_all_pending() == 3
+    assert outcome(rids[0])[0] == "applied"
+    assert outcome(rids[2])[0] == "applied"
+    state, reason = outcome(rids[1])
+    poison_pk = Confirmation.objects.get(receive_id=rids[1]).pk
+    assert state == "rejected"
+    assert "internal error" in reason and str(poison_pk) in reason
+    statuses = dict(Entitlement.objects.values_list("pk", "status"))
+    assert (statuses[first.pk], statuses[poison.pk], statuses[third.pk]) == (
+        "entitled",
+        "created",
+        "entitled",
+    )
+
+
+def test_a_lost_database_connection_sets_nothing_aside(registry, ent, monkeypatch):
+    from django.db import OperationalError
+
+    from confirmations.services import apply as apply_module
+
+    rid = confirm(registry, ent, "entitled")
+
+    def connection_lost(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(apply_module, "fold", connection_lost)
+    with pytest.raises(OperationalError):
+        apply_all_pending()
+    assert outcome(rid)[0] == "pending"

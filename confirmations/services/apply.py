@@ -24,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from confirmations.models import Confirmation, ConfirmationKind, ConfirmationState
@@ -55,23 +55,76 @@ class BatchResult:
     events: int = 0
 
 
+# Reason given to a confirmation whose application raised (a bug, or data the code does not
+# expect): it is set aside so that it cannot block every batch behind it.
+QUARANTINE_REASON = (
+    "the hub could not apply this confirmation because of an internal error; it has been "
+    "logged for the hub's support desk (confirmation {pk})"
+)
+
+
 def apply_all_pending(batch_size: int | None = None) -> int:
-    """Apply batches until no unclaimed pending confirmation is left; the number claimed."""
+    """Apply batches until no unclaimed pending confirmation is left; the number claimed.
+
+    A batch that raises is retried one confirmation at a time, so one that cannot be applied
+    is set aside (rejected, with a reason naming it) instead of blocking all others. A lost
+    database connection is not the confirmations' fault: it propagates, nothing is set aside,
+    and the task is retried.
+    """
     total = 0
     while True:
-        result = apply_pending_batch(batch_size)
+        try:
+            result = apply_pending_batch(batch_size)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            log.exception("a batch of confirmations failed; applying them one at a time")
+            result = _apply_one_at_a_time(batch_size)
         total += result.claimed
         if not result.claimed:
             return total
 
 
-def apply_pending_batch(batch_size: int | None = None) -> BatchResult:
-    """Claim, check and apply one batch of pending confirmations in one transaction."""
+def _apply_one_at_a_time(batch_size: int | None) -> BatchResult:
+    """Apply the oldest pending confirmations each in its own transaction; set aside those
+    that raise."""
     limit = batch_size or settings.HUB_APPLY_BATCH_SIZE
+    ids = list(
+        Confirmation.objects.filter(state=ConfirmationState.PENDING)
+        .order_by("id")
+        .values_list("id", flat=True)[:limit]
+    )
+    total = BatchResult()
+    for pk in ids:
+        try:
+            result = apply_pending_batch(1, only=pk)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            log.exception("confirmation %s cannot be applied; set aside as rejected", pk)
+            Confirmation.objects.filter(pk=pk, state=ConfirmationState.PENDING).update(
+                state=ConfirmationState.REJECTED,
+                reason=QUARANTINE_REASON.format(pk=pk),
+                decided_at=timezone.now(),
+            )
+            result = BatchResult(claimed=1, rejected=1)
+        total.claimed += result.claimed
+        total.rejected += result.rejected
+        total.entitlements += result.entitlements
+        total.events += result.events
+    return total
+
+
+def apply_pending_batch(batch_size: int | None = None, only: int | None = None) -> BatchResult:
+    """Claim, check and apply one batch of pending confirmations in one transaction (only the
+    confirmation with primary key ``only``, when given)."""
+    limit = batch_size or settings.HUB_APPLY_BATCH_SIZE
+    pending = Confirmation.objects.filter(state=ConfirmationState.PENDING)
+    if only is not None:
+        pending = pending.filter(pk=only)
     with transaction.atomic():
         batch = list(
-            Confirmation.objects.filter(state=ConfirmationState.PENDING)
-            .select_related("sender")
+            pending.select_related("sender")
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("id")[:limit]
         )
