@@ -760,30 +760,19 @@ def _resend_unchanged(
             body=body,
         )
         total = order.entitlements.count()
-        _queue_confirmation(
+        confirmation = _confirmation_body(
             intake,
             order,
-            _confirmation_body(
-                intake,
-                order,
-                new_status=(
-                    "cancelled" if order.status == DeliveryOrderStatus.CANCELLED else "processed"
-                ),
-                total=total,
-                message=f"delivery order already received: {total} entitlements",
-                now=now,
+            new_status=(
+                "cancelled" if order.status == DeliveryOrderStatus.CANCELLED else "processed"
             ),
+            total=total,
+            message=f"delivery order already received: {total} entitlements",
+            now=now,
         )
+        _queue_confirmation(intake, order, confirmation)
         dispatch.wake_after_commit({seller.id})
-    return IntakeResult(
-        parsed.reference_id,
-        intake.receive_id,
-        order.delivery_order_id,
-        order.product.product_id,
-        intake.action,
-        repeated=True,
-        total_quantity=total,
-    )
+    return IntakeResult.repeat(intake, order, confirmation)
 
 
 def _canonical(value: Any) -> str:
