@@ -58,6 +58,17 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_outbound_sessions():
+    """Every test starts with no pooled HTTP clients and no cached tokens of other parties
+    (they are per process; a loopback server of an earlier test is gone)."""
+    from aanspraak.outbound import client as outbound_client
+
+    outbound_client.reset_sessions()
+    yield
+    outbound_client.reset_sessions()
+
+
 @pytest.fixture
 def registry(db):
     """The test registry (tests/factories.py REGISTRY) loaded, as a namespace of objects."""

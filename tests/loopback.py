@@ -151,3 +151,13 @@ class LoopbackParty:
     def bodies(self, path: str = "/entitlements") -> list:
         with self.lock:
             return [r.body for r in self.received if r.path == path]
+
+
+def point_party_at(party, server: LoopbackParty, *, client: tuple[str, str] | None = None) -> None:
+    """Make ``server`` the party's API for the hub's outbound calls; with ``client`` (id,
+    secret) the hub must first get a token from the server's token endpoint."""
+    party.endpoint_base_url = server.base_url
+    if client is not None:
+        party.endpoint_token_url = server.token_url
+        party.endpoint_client_id, party.endpoint_client_secret = client
+    party.save()

@@ -11,7 +11,6 @@ import pytest
 from rest_framework.test import APIClient
 
 from aanspraak.outbound import Endpoint
-from aanspraak.outbound import client as outbound_client
 from aanspraak.outbound.enrollments import get_enrollment
 from aanspraak.outbound.fetch import ChainCallError
 from aanspraak.outbound.usage import get_contract_usage
@@ -20,13 +19,6 @@ from entitlements.simulator import PartySimulator, SimulatorConfig
 from tests.chain_helpers import enrollment, order_by_enrollments
 from tests.loopback import Answer, LoopbackParty
 from tests.processes import wait_for
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions():
-    outbound_client.reset_sessions()
-    yield
-    outbound_client.reset_sessions()
 
 
 @pytest.fixture

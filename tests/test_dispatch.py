@@ -11,20 +11,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from aanspraak.outbound import client as outbound_client
 from aanspraak.outbound.policy import Outcome, RetryPolicy, classify, parse_retry_after
 from entitlements import dispatch
 from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundMessage, StatusEvent
 from entitlements.services.resend import resend_messages
 from tests.factories import make_order
-from tests.loopback import Answer, LoopbackParty
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions():
-    outbound_client.reset_sessions()
-    yield
-    outbound_client.reset_sessions()
+from tests.loopback import Answer, LoopbackParty, point_party_at
 
 
 @pytest.fixture
@@ -42,12 +34,7 @@ def party_server():
 
 
 def point(party, server: LoopbackParty, *, token: bool = False) -> None:
-    party.endpoint_base_url = server.base_url
-    if token:
-        party.endpoint_token_url = server.token_url
-        party.endpoint_client_id = "hub"
-        party.endpoint_client_secret = "hub-secret"
-    party.save()
+    point_party_at(party, server, client=("hub", "hub-secret") if token else None)
 
 
 def test_classification():

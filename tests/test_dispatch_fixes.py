@@ -17,7 +17,6 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from aanspraak.outbound import client as outbound_client
 from config.celery import app
 from entitlements import dispatch, tasks
 from entitlements.models import DeliveryAttempt, OutboundMessage
@@ -28,13 +27,6 @@ from tests.factories import make_order
 from tests.loopback import Answer, LoopbackParty
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions():
-    outbound_client.reset_sessions()
-    yield
-    outbound_client.reset_sessions()
 
 
 @pytest.fixture

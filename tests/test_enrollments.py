@@ -15,7 +15,6 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from aanspraak.models import SchoolOrganisationId
-from aanspraak.outbound import client as outbound_client
 from aanspraak.outbound.enrollments import (
     administration_endpoint,
     get_enrollment,
@@ -34,14 +33,7 @@ from entitlements.services import enrollment as service
 from entitlements.services.cancel import propose_end
 from entitlements.services.intake import receive_delivery_order
 from tests.chain_helpers import enrollment, order_by_enrollments
-from tests.loopback import Answer, LoopbackParty
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions():
-    outbound_client.reset_sessions()
-    yield
-    outbound_client.reset_sessions()
+from tests.loopback import Answer, LoopbackParty, point_party_at
 
 
 @pytest.fixture
@@ -60,11 +52,7 @@ def admin_server(registry):
     server.require_token = True
     server.table = table
     party = registry.school_admin
-    party.endpoint_base_url = server.base_url
-    party.endpoint_token_url = server.token_url
-    party.endpoint_client_id = "hub-at-sis"
-    party.endpoint_client_secret = "sis-secret"
-    party.save()
+    point_party_at(party, server, client=("hub-at-sis", "sis-secret"))
     yield server
     server.stop()
 

@@ -11,7 +11,6 @@ import uuid
 import httpx
 import pytest
 
-from aanspraak.outbound import client as outbound_client
 from entitlements import dispatch
 from entitlements.models import OutboundMessage
 from entitlements.simulator import PartySimulator, SimulatorConfig
@@ -20,13 +19,6 @@ from tests.loopback import Answer, LoopbackParty
 from tests.processes import ROOT, wait_for
 
 RFC3339_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions():
-    outbound_client.reset_sessions()
-    yield
-    outbound_client.reset_sessions()
 
 
 @pytest.fixture

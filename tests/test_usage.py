@@ -16,14 +16,7 @@ from entitlements.models import Entitlement, UsageDifference, UsageReconciliatio
 from entitlements.selectors.usage import hub_usage
 from entitlements.services.usage import reconcile_contracts
 from tests.factories import make_order
-from tests.loopback import Answer, LoopbackParty
-
-
-@pytest.fixture(autouse=True)
-def _fresh_sessions():
-    outbound_client.reset_sessions()
-    yield
-    outbound_client.reset_sessions()
+from tests.loopback import Answer, LoopbackParty, point_party_at
 
 
 @pytest.fixture
@@ -41,11 +34,7 @@ def registry_server(registry):
     server.require_token = True
     server.usage = usage
     party = registry.licensor
-    party.endpoint_base_url = server.base_url
-    party.endpoint_token_url = server.token_url
-    party.endpoint_client_id = "hub-at-noord"
-    party.endpoint_client_secret = "noord-secret"
-    party.save()
+    point_party_at(party, server, client=("hub-at-noord", "noord-secret"))
     yield server
     server.stop()
 
