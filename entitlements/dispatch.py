@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from aanspraak.outbound import Outcome, RetryPolicy, SendResult, endpoint_for_party, send
 from aanspraak.timestamps import rfc3339
+from entitlements.documents import order_fields
 from entitlements.models import (
     DeliveryAttempt,
     EntitlementUrlStatus,
@@ -115,15 +116,15 @@ def entitlement_body(message: OutboundMessage, url_statuses: list[EntitlementUrl
         urls = [{"portal": u.portal.portal_id, "urlStatus": u.status} for u in url_statuses]
     body: dict = {
         "entitlementId": str(entitlement.entitlement_id),
-        "deliveryOrderId": order.delivery_order_id,
+        **order_fields(
+            delivery_order_id=order.delivery_order_id,
+            contract_id=order.contract_id,
+            product_id=order.product.product_id,
+            start_date=order.start_date,
+            activation_until_date=order.activation_until_date,
+            expiration_date=order.expiration_date,
+        ),
     }
-    if order.contract_id:
-        body["contractId"] = order.contract_id
-    body["productId"] = order.product.product_id
-    body["startDate"] = order.start_date.isoformat()
-    body["activationUntilDate"] = order.activation_until_date.isoformat()
-    if order.expiration_date:
-        body["expirationDate"] = order.expiration_date.isoformat()
     end_date = message.proposed_end_date or entitlement.end_date
     if end_date:
         body["endDate"] = end_date.isoformat()

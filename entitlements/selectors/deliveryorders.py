@@ -27,6 +27,7 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRe
 from aanspraak.choices import Scope
 from aanspraak.models import Consent, Party
 from aanspraak.timestamps import rfc3339
+from entitlements.documents import order_fields
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderPortal,
@@ -206,12 +207,11 @@ def entitlement_documents(orders: list[VisibleOrder]) -> Iterator[dict]:
 
 def _order_head(order: VisibleOrder) -> dict:
     """The fields of an Entitlement that come from its delivery order, in the seed's order."""
-    head = {"deliveryOrderId": order.delivery_order_id}
-    if order.contract_id:
-        head["contractId"] = order.contract_id
-    head["productId"] = order.product_id
-    head["startDate"] = order.start_date.isoformat()
-    head["activationUntilDate"] = order.activation_until_date.isoformat()
-    if order.expiration_date is not None:
-        head["expirationDate"] = order.expiration_date.isoformat()
-    return head
+    return order_fields(
+        delivery_order_id=order.delivery_order_id,
+        contract_id=order.contract_id,
+        product_id=order.product_id,
+        start_date=order.start_date,
+        activation_until_date=order.activation_until_date,
+        expiration_date=order.expiration_date,
+    )
