@@ -27,6 +27,12 @@ test: install
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	$(BIN)/pytest
 
+# The benchmark of docs/performance.md: needs wrk (apt-get install wrk), PostgreSQL and Redis;
+# creates and drops a database of its own. BENCH_ARGS='--quick' or '--only P1,P2' to narrow.
+bench: install
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

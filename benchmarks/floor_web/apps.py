@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FloorWebConfig(AppConfig):
+    name = "benchmarks.floor_web"
+    label = "floor_web"

@@ -1,0 +1,292 @@
+"""What the benchmark runs: a database of its own, the hub as production runs it (gunicorn
+with ``config/gunicorn.conf.py``, Celery workers, beat), the web floor under the same
+gunicorn configuration, and a loopback server playing the other parties.
+
+Every process is started in its own process group and registered, so that ``stop_all`` (run
+on every exit path: normal end, exception, Ctrl-C, SIGTERM, SIGHUP) stops them all; the
+database is dropped the same way.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LOG_DIR = Path(tempfile.mkdtemp(prefix="aanspraak-bench-"))
+
+_running: list[Process] = []
+_cleanups: list = []
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll ``predicate`` until it returns something truthy; raise after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Process:
+    """A child process in its own process group, logging to a file under LOG_DIR."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]):
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log = LOG_DIR / f"{name}-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def ready(self) -> bool:
+        return True
+
+    def start(self, timeout: float = 60.0) -> Process:
+        self._log_file = self.log.open("wb")
+        self.proc = subprocess.Popen(
+            self.args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _running.append(self)
+
+        def ready_or_dead() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
+            return self.ready()
+
+        wait_for(ready_or_dead, timeout, f"{self.name} to be ready")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if self in _running:
+            _running.remove(self)
+        if hasattr(self, "_log_file"):
+            self._log_file.close()
+
+    def tail(self, chars: int = 3000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+    def pids(self) -> list[int]:
+        """The process and all its descendants (gunicorn's or Celery's pool children)."""
+        if self.proc is None:
+            return []
+        found, frontier = [self.proc.pid], [self.proc.pid]
+        while frontier:
+            parent = frontier.pop()
+            try:
+                children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                found.append(child)
+                frontier.append(child)
+        return found
+
+
+class WebServer(Process):
+    """gunicorn with the hub's configuration file, serving ``app`` on a loopback port."""
+
+    def __init__(self, name: str, app: str, env: dict[str, str], workers: int | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**env, "GUNICORN_BIND": f"127.0.0.1:{self.port}"}
+        if workers:
+            env["WEB_CONCURRENCY"] = str(workers)
+        args = [str(BIN / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"), app]
+        super().__init__(name, args, env)
+
+    def ready(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.url}/", timeout=1)
+        except urllib.error.HTTPError:
+            return True  # any HTTP answer: it serves
+        except OSError:
+            return False
+        return True
+
+    def peak_rss_mib(self) -> float:
+        """The largest peak resident set (VmHWM) of the server's worker processes."""
+        peak = 0
+        for pid in self.pids()[1:] or self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak = max(peak, int(line.split()[1]))
+            except OSError:
+                continue
+        return peak / 1024
+
+
+class Worker(Process):
+    """``celery -A config worker`` with ``concurrency`` prefork processes."""
+
+    def __init__(self, env: dict[str, str], concurrency: int):
+        hostname = f"bench-{concurrency}-{time.monotonic_ns()}@%h"
+        args = [
+            str(BIN / "celery"), "-A", "config", "worker", "--loglevel=WARNING",
+            f"--concurrency={concurrency}", "--hostname", hostname,
+        ]  # fmt: skip
+        super().__init__(f"worker-c{concurrency}", args, env)
+        self.hostname = hostname.replace("%h", socket.gethostname())
+
+    def ready(self) -> bool:
+        # Celery prints "ready." at INFO only; ask it over the broker instead.
+        from celery import current_app
+
+        replies = current_app.control.ping(destination=[self.hostname], timeout=0.5)
+        return bool(replies)
+
+
+class Beat(Process):
+    def __init__(self, env: dict[str, str]):
+        schedule = LOG_DIR / f"beat-schedule-{time.monotonic_ns()}"
+        args = [
+            str(BIN / "celery"), "-A", "config", "beat", "--loglevel=WARNING",
+            "--schedule", str(schedule),
+        ]  # fmt: skip
+        super().__init__("beat", args, env)
+
+
+class PartyServer(Process):
+    """benchmarks/party_server.py on a loopback port."""
+
+    def __init__(self, env: dict[str, str]):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        args = [sys.executable, "-m", "benchmarks.party_server", "--port", str(self.port)]
+        super().__init__("party-server", args, env)
+
+    def counts(self) -> dict[str, int]:
+        import json
+
+        with urllib.request.urlopen(f"{self.url}/_counts", timeout=5) as response:
+            return json.loads(response.read())
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/_counts", method="DELETE")
+        urllib.request.urlopen(request, timeout=5).close()
+
+    def ready(self) -> bool:
+        try:
+            self.counts()
+        except OSError:
+            return False
+        return True
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def bench_database_url(url: str, suffix: str = "_bench") -> tuple[str, str, str]:
+    """(URL of the benchmark's database, URL of the server's ``postgres`` database, name)."""
+    parsed = urlparse(url)
+    name = (parsed.path.lstrip("/") or "aanspraak") + suffix
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    return urlunparse(parsed._replace(path="/" + name)), admin, name
+
+
+def recreate_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def production_env(database_url: str, broker_url: str) -> dict[str, str]:
+    """The environment of a production hub (HUB_ENV=production with its required secrets)."""
+    from cryptography.fernet import Fernet
+
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "HUB_", "GUNICORN_", "WEB_CONCURRENCY"))
+    }
+    env.update(
+        HUB_ENV="production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(40),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        HUB_FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        DATABASE_URL=database_url,
+        CELERY_BROKER_URL=broker_url,
+        HUB_LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+# --- cleaning up on every exit path ----------------------------------------------------------
+
+
+def on_exit(cleanup) -> None:
+    """Run ``cleanup`` when the benchmark ends, however it ends (after the processes stop)."""
+    _cleanups.append(cleanup)
+
+
+def stop_all() -> None:
+    """Stop every process still running, newest first, then run the registered clean-ups."""
+    for process in reversed(list(_running)):
+        try:
+            process.stop()
+        except Exception as exc:  # keep cleaning up whatever one process does
+            print(f"could not stop {process.name}: {exc}", file=sys.stderr)
+    while _cleanups:
+        cleanup = _cleanups.pop()
+        try:
+            cleanup()
+        except Exception as exc:
+            print(f"clean-up failed: {exc}", file=sys.stderr)
+
+
+def _on_signal(signum, _frame):
+    # Turn a termination signal into an exception so every finally block runs; a second
+    # signal during the clean-up is ignored rather than cutting it short.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def install_exit_handlers() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    atexit.register(stop_all)

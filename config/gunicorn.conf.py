@@ -1,0 +1,22 @@
+"""gunicorn's configuration of the hub's web processes (``gunicorn -c config/gunicorn.conf.py
+config.wsgi``). The benchmark runs its floors under this same file, so hub and floor are
+compared under the same server settings (docs/performance.md).
+
+Every value can be overridden from the environment; docs/operations.md says when to.
+"""
+
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+# One process per core: the request paths are short and CPU-bound once the database answers.
+workers = int(os.environ.get("WEB_CONCURRENCY", str(os.cpu_count() or 2)))
+# Threads per process: more than one makes gunicorn's gthread worker, which keeps client
+# connections alive and overlaps a request's database round trips with another's Python.
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+backlog = int(os.environ.get("GUNICORN_BACKLOG", "2048"))
+# Long streamed reads (a delivery order of 100,000 entitlements) must not be cut off.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# Access logs belong to the proxy in front; set GUNICORN_ACCESS_LOG=- to log here too.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
