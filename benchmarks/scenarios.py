@@ -614,7 +614,10 @@ def p5_end_to_end(bench: Bench) -> list[Figure]:
                     time.sleep(0.01)
                     continue
                 for order_id in waiting[:4]:
-                    documents = client.get(f"/entitlements/deliveryorder/{order_id}").json()
+                    try:
+                        documents = client.get(f"/entitlements/deliveryorder/{order_id}").json()
+                    except (httpx.HTTPError, ValueError):
+                        continue  # an overloaded hub: try again, the deadline bounds it
                     now = time.perf_counter()
                     with lock:
                         for doc in documents:
@@ -628,21 +631,30 @@ def p5_end_to_end(bench: Bench) -> list[Figure]:
                     return
 
     try:
-        deadline = time.perf_counter() + seconds + 120
+        # Pollers stop once every answered confirmation was seen, or 30 s after the sending.
+        deadline = time.perf_counter() + 10 * seconds + 30
         pollers = [threading.Thread(target=poll) for _ in range(2)]
         for poller in pollers:
             poller.start()
         errors, took = asyncio.run(loadgen.paced_requests(host, port, requests, rate, on_answer))
+        deadline = time.perf_counter() + 30
         sending_done.set()
         for poller in pollers:
             poller.join()
+        # Lost: answered 202 but not applied once the workers are done.
+        wait_for(lambda: _pending(bench) == 0, timeout=120, what="no confirmation pending")
+        applied = bench.sql(
+            "SELECT count(*) FROM confirmations_confirmation "
+            "WHERE receive_id LIKE 'p5-%%' AND state = 'applied'"
+        )[0][0]
     finally:
         sending_done.set()
         beat.stop()
         workers.stop()
     latencies = [(seen[i] - answered[i]) * 1000 for i in seen]
     result = loadgen.latencies_to_result(latencies, took, errors)
-    lost = len(answered) - len(seen)
+    lost = max(0, len(answered) - applied)
+    unseen = len(answered) - len(seen)
     bench.distributions["P5 202 to visible in GET"] = result.percentiles_ms
     bench.notes.append(
         f"P5: {len(requests):,} confirmations sent in {took:.1f} s "
@@ -652,7 +664,8 @@ def p5_end_to_end(bench: Bench) -> list[Figure]:
     return [
         Figure("P5", "202 to visible, p95", result.percentile(95), None, "ms", "< 1,000 ms",
                result.percentile(95) < 1000),
-        Figure("P5", "confirmations lost", lost, None, "", "0", lost == 0),
+        Figure("P5", "202s never applied (lost)", lost, None, "", "0", lost == 0),
+        Figure("P5", "202s not seen in the GET within 30 s", unseen, None, "", "0", unseen == 0),
         Figure("P5", "send errors", errors, None, "", "0", errors == 0),
     ]  # fmt: skip
 
@@ -794,7 +807,7 @@ def _copy_floor(bench: Bench, pk: int) -> float:
         with conn.cursor() as cursor:
             for key, select in sources.items():
                 data = bytearray()
-                query = cursor.mogrify(select, shift)
+                query = psycopg.ClientCursor(conn).mogrify(select, shift)
                 with cursor.copy(f"COPY ({query}) TO STDOUT") as copy:
                     for block in copy:
                         data += block
