@@ -122,12 +122,13 @@ def run_scenarios(bench, wanted: list[str]) -> list:
 
     figures = []
     order_id, pk = None, None
-    if {"P1", "P2"} & set(wanted):
+    if {"P1", "P2", "SCALE-OUT"} & set(wanted):
         order_id = "DO-P1-10000"
         pk = scenarios._order_in_process(order_id, 2_500 if bench.quick else 10_000)
     steps = {
         "P1": lambda: scenarios.p1_read(bench, pk, order_id),
         "P2": lambda: scenarios.p2_confirmations(bench, pk),
+        "SCALE-OUT": lambda: scenarios.scale_out_web(bench, pk),
         "P6": lambda: scenarios.p6_dispatch(bench),
         "P3": lambda: scenarios.p3_apply(bench),
         "P5": lambda: scenarios.p5_end_to_end(bench),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,17 @@ import httpx
 import psycopg
 
 from . import loadgen
-from .stack import LOG_DIR, ROOT, Beat, PartyServer, WebServer, Worker, wait_for
+from .stack import (
+    LOG_DIR,
+    ROOT,
+    Beat,
+    PartyServer,
+    WebServer,
+    Worker,
+    cpu_seconds_by_command,
+    cpu_shares,
+    wait_for,
+)
 
 PRODUCT = "9789001000011"
 SCHOOL = "110A133"
@@ -327,8 +338,9 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
         "Content-Type": "application/json",
     }
     duration = bench.seconds(30)
-    hub_runs, floor_runs = [], []
+    hub_runs, floor_runs, cpu = [], [], {}
     for run in range(bench.runs):
+        before = cpu_seconds_by_command()
         hub_runs.append(
             loadgen.wrk(
                 f"{bench.hub.url}/entitlements/confirmations",
@@ -339,6 +351,8 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
                 run_id=f"hub{run}-{uuid.uuid4().hex[:6]}",
             )
         )
+        middle = cpu_seconds_by_command()
+        cpu.setdefault("hub", cpu_shares(before, middle))
         floor_runs.append(
             loadgen.wrk(
                 f"{bench.floor.url}/entitlements/confirmations",
@@ -349,6 +363,7 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
                 run_id=f"floor{run}-{uuid.uuid4().hex[:6]}",
             )
         )
+        cpu.setdefault("floor", cpu_shares(middle, cpu_seconds_by_command()))
     stored = bench.sql("SELECT count(*) FROM confirmations_confirmation")[0][0]
     answered = sum(r.requests - r.errors for r in hub_runs)
     bench.sql("TRUNCATE confirmations_confirmation, floor_web_floorconfirmation")
@@ -361,7 +376,8 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
     bench.distributions["P2 web floor"] = _middle(floor_runs, 99).percentiles_ms
     bench.notes.append(
         f"P2: {answered:,} confirmations answered 202 by the hub, {stored:,} stored "
-        "(durable before the 202: none answered may be missing)."
+        "(durable before the 202: none answered may be missing). Where the CPU went "
+        f"during the hub's first run: {cpu['hub']}; during the floor's: {cpu['floor']}."
     )
     return [
         Figure("P2", "PUT req/s at 32 connections", hub_rps, floor_rps, "req/s",
@@ -822,4 +838,35 @@ def _copy_floor(bench: Bench, pk: int) -> float:
         return time.perf_counter() - started
 
 
-SCENARIOS = ("P1", "P2", "P6", "P3", "P5", "P4")
+def scale_out_web(bench: Bench, pk: int) -> list[Figure]:
+    """P2 again with twice the web processes for hub and floor (one run): what a second set
+    of web processes adds on this machine, and where the CPU goes then."""
+    workers = 2 * int(bench.env.get("WEB_CONCURRENCY") or os.cpu_count() or 2)
+    bench.hub.stop()
+    bench.floor.stop()
+    bench.hub = WebServer("hub", "config.wsgi", bench.env, workers=workers).start()
+    bench.floor = WebServer(
+        "floor", "benchmarks.floor_web.wsgi", bench.floor.env, workers=workers
+    ).start()
+    runs, bench.runs = bench.runs, 1
+    try:
+        rows = p2_confirmations(bench, pk)
+    finally:
+        bench.runs = runs
+        # Back to the configuration every other scenario measures.
+        bench.hub.stop()
+        bench.floor.stop()
+        bench.hub = WebServer("hub", "config.wsgi", bench.env).start()
+        bench.floor = WebServer("floor", "benchmarks.floor_web.wsgi", bench.floor.env).start()
+    bench.notes[-1] = bench.notes[-1].replace(
+        "P2:", f"Scale-out (P2 with {workers} web processes):"
+    )
+    return [
+        Figure("scale-out", f"PUT req/s, {workers} web processes", rows[0].hub, rows[0].floor,
+               "req/s", "–", True),
+        Figure("scale-out", f"PUT p99, {workers} web processes", rows[1].hub, rows[1].floor,
+               "ms", "–", True),
+    ]  # fmt: skip
+
+
+SCENARIOS = ("P1", "P2", "SCALE-OUT", "P6", "P3", "P5", "P4")
