@@ -115,10 +115,20 @@ class HubServer(LoggedProcess):
     def __init__(self, env: dict, tmp_path: Path, workers: int = 2):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # The production configuration file, on a port of the test's own.
         args = [
-            str(BIN / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(workers), "--threads", "4", "--access-logfile", "-",
-        ]  # fmt: skip
+            str(BIN / "gunicorn"),
+            "-c",
+            str(ROOT / "config" / "gunicorn.conf.py"),
+            "config.wsgi",
+        ]
+        env = {
+            **env,
+            "GUNICORN_BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+            "GUNICORN_THREADS": "4",
+            "GUNICORN_ACCESS_LOG": "-",
+        }
         super().__init__(args, env, tmp_path)
 
     def ready(self) -> bool:
