@@ -61,15 +61,25 @@ def test_licensor_confirmation_is_stored_pending_and_answered_202(registry, auth
 
 def test_request_path_is_a_handful_of_queries_and_does_no_lookups(auth_client, lr_body):
     client = auth_client("noord-lr")
-    with CaptureQueriesContext(connection) as queries:
-        assert put(client, lr_body).status_code == 202
-    # (the test's own transaction turns the service's atomic block into a savepoint)
-    sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    # token (with its client), the client's party, the INSERT; nothing else
-    assert len(sql) == 3, sql
-    assert sum("INSERT" in s for s in sql) == 1
-    assert "ON CONFLICT DO NOTHING" in sql[-1]
-    assert not any("entitlements_" in s for s in sql)
+
+    def queries_of_one_put(body) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            assert put(client, body).status_code == 202
+        return [q["sql"] for q in queries.captured_queries]
+
+    # First use of the token: one query for the token with its client and party (the
+    # token cache, docs/api.md#authentication), then the INSERT; no transaction around it.
+    cold = queries_of_one_put(lr_body)
+    assert len(cold) == 2, cold
+    assert "oauth2_provider_accesstoken" in cold[0] and "aanspraak_party" in cold[0]
+    # Then the token is cached: the INSERT is the request's only query (it was 3 before the
+    # cache: token, party, INSERT).
+    warm = queries_of_one_put({**lr_body, "entitlementReceiveId": "second"})
+    assert len(warm) == 1, warm
+    for sql in (cold, warm):
+        assert sum("INSERT" in s for s in sql) == 1
+        assert "ON CONFLICT DO NOTHING" in sql[-1]
+        assert not any("entitlements_" in s for s in sql)
 
 
 def test_repeated_receive_id_is_a_no_op_still_202(auth_client, lr_body):
