@@ -21,7 +21,7 @@ from aanspraak.models import Client, Party
 from confirmations.models import Confirmation, ConfirmationKind, ConfirmationState
 from entitlements.statuses import EntitlementStatus
 
-from .wake import wake_workers
+from .wake import request_wake
 
 # The columns the request writes; every other column has no value yet (worker-owned).
 _COLUMNS = (
@@ -65,7 +65,8 @@ def _store(values: tuple) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor), params)
     # Outside atomic this runs at once (the INSERT is committed); inside, after the commit.
-    transaction.on_commit(wake_workers)
+    # Either way it only pokes the waker thread: the 202 never waits on Redis.
+    transaction.on_commit(request_wake)
 
 
 def receive_confirmation(
