@@ -49,11 +49,18 @@ def _insert_sql(vendor: str) -> str:
     # Built from the model once per backend, so a renamed column cannot be missed here.
     quote = connection.ops.quote_name
     columns = ", ".join(quote(field.column) for field in _FIELDS)
-    placeholders = ", ".join(["%s"] * len(_FIELDS))
+    placeholders = ["%s"] * len(_FIELDS)
+    # The client comes from the token cache: one deleted meanwhile by another process is
+    # stored as NULL (what its on_delete=SET_NULL would have made of the row), not a 500.
+    client = Confirmation._meta.get_field("client").related_model._meta
+    placeholders[_COLUMNS.index("client")] = (
+        f"(SELECT {quote(client.pk.column)} FROM {quote(client.db_table)} "  # noqa: S608
+        f"WHERE {quote(client.pk.column)} = %s)"
+    )
     # Only the model's own (quoted) names go into the text; every value is a parameter.
     return (
         f"INSERT INTO {quote(Confirmation._meta.db_table)} ({columns}) "  # noqa: S608
-        f"VALUES ({placeholders}) ON CONFLICT DO NOTHING"
+        f"VALUES ({', '.join(placeholders)}) ON CONFLICT DO NOTHING"
     )
 
 
