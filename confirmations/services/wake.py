@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from functools import lru_cache
 
 import redis
@@ -29,6 +30,9 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 WAKE_KEY = "aanspraak:confirmations:wake"
+# The waker's rounds start at most this often: under load a process asks Redis some 50 times
+# a second instead of once per request; a poke waits at most this long for its round.
+MIN_ROUND_SECONDS = 0.02
 APPLY_TASK = "confirmations.tasks.apply_pending"
 
 
@@ -104,6 +108,7 @@ class _Waker:
             with self._cond:
                 self._cond.wait_for(lambda: self._done < self._poked)
                 upto = self._poked
+            started = time.monotonic()
             try:
                 wake_workers()
             except Exception:  # never raises, but the thread must outlive anything
@@ -111,6 +116,7 @@ class _Waker:
             with self._cond:
                 self._done = upto
                 self._cond.notify_all()
+            time.sleep(max(0.0, started + MIN_ROUND_SECONDS - time.monotonic()))
 
     def wait_idle(self, timeout: float) -> bool:
         with self._cond:
