@@ -155,9 +155,14 @@ OAUTH2_PROVIDER = {
     "PKCE_REQUIRED": False,
 }
 
+# Seconds a process may keep using what it read of an access token (client, party, scopes,
+# expiry): a token revoked or a client changed elsewhere keeps working at most this long;
+# an expired token is refused at once. 0 turns the cache off. docs/api.md#authentication.
+HUB_TOKEN_CACHE_SECONDS = float(os.environ.get("HUB_TOKEN_CACHE_SECONDS", "30"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "oauth2_provider.contrib.rest_framework.OAuth2Authentication",
+        "aanspraak.api.authentication.CachedBearerAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["aanspraak.api.caller.HasChainScope"],
     "EXCEPTION_HANDLER": "aanspraak.api.errors.exception_handler",

@@ -3,6 +3,8 @@ and PUT /usage/activation: strict validation, who may confirm what, one durable 
 idempotency by receive id, a wake-up after commit that never fails the request."""
 
 import copy
+import socket
+import time
 
 import pytest
 import redis
@@ -12,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from confirmations.models import Confirmation, ConfirmationKind
 from confirmations.services.apply import apply_all_pending
-from confirmations.services.wake import WAKE_KEY
+from confirmations.services.wake import WAKE_KEY, wait_for_wakes
 from tests.confirm_helpers import (
     activation_body,
     licensor_body,
@@ -61,15 +63,25 @@ def test_licensor_confirmation_is_stored_pending_and_answered_202(registry, auth
 
 def test_request_path_is_a_handful_of_queries_and_does_no_lookups(auth_client, lr_body):
     client = auth_client("noord-lr")
-    with CaptureQueriesContext(connection) as queries:
-        assert put(client, lr_body).status_code == 202
-    # (the test's own transaction turns the service's atomic block into a savepoint)
-    sql = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    # token (with its client), the client's party, the INSERT; nothing else
-    assert len(sql) == 3, sql
-    assert sum("INSERT" in s for s in sql) == 1
-    assert "ON CONFLICT DO NOTHING" in sql[-1]
-    assert not any("entitlements_" in s for s in sql)
+
+    def queries_of_one_put(body) -> list[str]:
+        with CaptureQueriesContext(connection) as queries:
+            assert put(client, body).status_code == 202
+        return [q["sql"] for q in queries.captured_queries]
+
+    # First use of the token: one query for the token with its client and party (the
+    # token cache, docs/api.md#authentication), then the INSERT; no transaction around it.
+    cold = queries_of_one_put(lr_body)
+    assert len(cold) == 2, cold
+    assert "oauth2_provider_accesstoken" in cold[0] and "aanspraak_party" in cold[0]
+    # Then the token is cached: the INSERT is the request's only query (it was 3 before the
+    # cache: token, party, INSERT).
+    warm = queries_of_one_put({**lr_body, "entitlementReceiveId": "second"})
+    assert len(warm) == 1, warm
+    for sql in (cold, warm):
+        assert sum("INSERT" in s for s in sql) == 1
+        assert "ON CONFLICT DO NOTHING" in sql[-1]
+        assert not any("entitlements_" in s for s in sql)
 
 
 def test_repeated_receive_id_is_a_no_op_still_202(auth_client, lr_body):
@@ -321,12 +333,15 @@ def test_wake_up_is_sent_after_commit_and_debounced(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert put(client, lr_body).status_code == 202
     assert len(callbacks) == 1
+    # the request only pokes this process's waker thread; wait for its run
+    assert wait_for_wakes()
     assert r.exists(WAKE_KEY)
     assert r.llen("celery") == before + 1
     # a second confirmation while the wake-up is still queued sends no second message
     with django_capture_on_commit_callbacks(execute=True):
         second = {**lr_body, "entitlementReceiveId": "another"}
         assert put(client, second).status_code == 202
+    assert wait_for_wakes()
     assert r.llen("celery") == before + 1
     r.delete(WAKE_KEY)
     r.delete("celery")
@@ -339,4 +354,32 @@ def test_broker_down_still_202_and_durable(
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         assert put(auth_client("noord-lr"), lr_body).status_code == 202
     assert len(callbacks) == 1
+    assert wait_for_wakes()  # the waker's attempt failed (and was logged) meanwhile
+    assert Confirmation.objects.get().state == "pending"
+
+
+@pytest.fixture
+def silent_redis():
+    """A TCP server that accepts connections and never answers: a Redis that hangs."""
+    server = socket.create_server(("127.0.0.1", 0))
+    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    server.close()
+
+
+def test_a_hanging_redis_does_not_hold_up_the_202(
+    auth_client, lr_body, settings, django_capture_on_commit_callbacks, silent_redis
+):
+    settings.CELERY_BROKER_URL = silent_redis
+    client = auth_client("noord-lr")
+    started = time.monotonic()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        assert put(client, lr_body).status_code == 202
+    answered = time.monotonic() - started  # the request and its after-commit callback
+    assert len(callbacks) == 1
+    started = time.monotonic()
+    assert wait_for_wakes()
+    waker_took = time.monotonic() - started
+    # The waker waited for Redis's socket timeout (0.5 s); the request did not.
+    assert waker_took > 0.3
+    assert answered < 0.3
     assert Confirmation.objects.get().state == "pending"

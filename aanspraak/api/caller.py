@@ -8,6 +8,7 @@ from rest_framework.permissions import BasePermission
 
 from aanspraak.models import Client, Party
 
+from .authentication import CachedToken
 from .errors import ScopeRequired
 
 
@@ -34,16 +35,20 @@ class HasChainScope(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         token = request.auth
-        if token is None or not hasattr(token, "application"):
+        if isinstance(token, CachedToken):
+            client, party, granted = token.client, token.party, token.scopes
+        elif token is not None and hasattr(token, "application"):
+            # DOT's own path (aanspraak.api.authentication): a row, its party one query away.
+            client = token.application
+            party, granted = client.party, frozenset(token.scope.split())
+        else:
             return False  # DRF turns this into 401 (authenticate_header is Bearer)
-        required = set(getattr(view, "required_scopes", ()))
-        granted = frozenset(token.scope.split())
-        if required and not required & granted:
+        required = getattr(view, "required_scopes", ())
+        if required and granted.isdisjoint(required):
             have = " ".join(sorted(granted)) or "none"
             raise ScopeRequired(
-                f"This endpoint needs one of the scopes {', '.join(sorted(required))}; "
+                f"This endpoint needs one of the scopes {', '.join(sorted(set(required)))}; "
                 f"the token has {have}."
             )
-        client = token.application
-        request.caller = Caller(party=client.party, client=client, scopes=granted)
+        request.caller = Caller(party=party, client=client, scopes=granted)
         return True

@@ -100,7 +100,7 @@ class UserReferenceSerializer(serializers.Serializer):
 class ChainOAuth2Scheme(OpenApiAuthenticationExtension):
     """The seeds' ``OAuth2`` security scheme for DOT's bearer authentication."""
 
-    target_class = "oauth2_provider.contrib.rest_framework.OAuth2Authentication"
+    target_class = "aanspraak.api.authentication.CachedBearerAuthentication"
     name = SCHEME_NAME
     priority = 1  # above drf-spectacular's own DjangoOAuthToolkitScheme
 

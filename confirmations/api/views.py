@@ -16,6 +16,7 @@ from confirmations.services.receive import receive_activation, receive_confirmat
 
 from .schema import ConfirmationOutcomeSerializer
 from .serializers import ActivationSerializer, ConfirmationSerializer
+from .validation import validate_activation, validate_confirmation
 
 _ACCEPTED = OpenApiResponse(
     description="Accepted: stored durably, applied asynchronously; no body. "
@@ -83,9 +84,7 @@ class ConfirmationView(APIView):
         responses={202: _ACCEPTED, **_PUT_ERRORS},
     )
     def put(self, request):
-        serializer = ConfirmationSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validate_confirmation(request.data)
         caller: Caller = request.caller
         portal = check_confirmation_rights(caller, data)
         receive_confirmation(
@@ -189,9 +188,7 @@ class ActivationView(APIView):
         },
     )
     def put(self, request):
-        serializer = ActivationSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = validate_activation(request.data)
         caller: Caller = request.caller
         receive_activation(
             sender=caller.party,
