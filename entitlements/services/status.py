@@ -1,22 +1,56 @@
 """Write derived states to entitlements and URL statuses, with a status event per change.
 
-Callers (the confirmation worker) decide the target state
-of each *locked* entitlement; ``write_states`` compares it with the rows as loaded and writes
-only the differences, set-based: one UPDATE for the entitlements, one for the URL statuses,
-one INSERT for the events, whatever the number of rows.
+Callers (the confirmation worker) decide the target state of each *locked* entitlement;
+``write_states`` compares it with the rows as loaded and writes only the differences,
+set-based: one UPDATE for the entitlements' statuses (and one for activation-code bindings,
+when any changed), one for the URL statuses, one INSERT for the events, whatever the number
+of rows. The rows are plain values (``LockedEntitlement``, ``LockedUrlStatus``), not model
+instances: building and diffing ORM objects dominated the worker's profile
+(docs/perf-notes-apply.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from django.db import connection, models
+from django.db.models.expressions import RawSQL
 
 from entitlements.models import Entitlement, EntitlementUrlStatus, StatusEvent
 from entitlements.statuses import ACTIVATION_CODE_TYPES, END_DATE_STATUSES
 from entitlements.transitions import Cause
 
 
-@dataclass
+@dataclass(slots=True)
+class LockedEntitlement:
+    """The columns of a locked entitlement that a replay reads and may write.
+    ``specification`` is loaded for activation-code entitlements only (the user binding)."""
+
+    pk: int
+    entitlement_type: str
+    status: str
+    end_date: dt.date | None
+    status_changed_at: dt.datetime | None
+    user_master_identifier: str | None = None
+    user_ids: list | None = None
+    specification: dict | None = None
+
+
+@dataclass(slots=True)
+class LockedUrlStatus:
+    """A locked URL status row."""
+
+    pk: int
+    entitlement_id: int
+    portal_id: int
+    status: str
+    status_changed_at: dt.datetime | None
+
+
+@dataclass(slots=True)
 class TargetState:
     """The state an entitlement should have.
 
@@ -27,7 +61,7 @@ class TargetState:
     no activation counts any more), otherwise a None ``user`` leaves the binding alone.
     """
 
-    entitlement: Entitlement
+    entitlement: LockedEntitlement
     status: str
     status_cause: Cause | None
     end_date: dt.date | None
@@ -43,36 +77,42 @@ class WriteResult:
     events: int = 0
 
 
-ENTITLEMENT_FIELDS = [
-    "status",
-    "end_date",
-    "status_changed_at",
-    "user_master_identifier",
-    "user_ids",
-    "specification",
-    "date_last_modified",
+STATUS_FIELDS = ["status", "end_date", "status_changed_at", "date_last_modified"]
+BINDING_FIELDS = ["user_master_identifier", "user_ids", "specification", "date_last_modified"]
+URL_FIELDS = ["status", "status_changed_at", "date_last_modified"]
+EVENT_FIELDS = [
+    "entitlement",
+    "portal",
+    "from_status",
+    "to_status",
+    "cause",
+    "cause_pk",
+    "cause_ref",
+    "effective_at",
+    "recorded_at",
 ]
 
 
 def write_states(
     targets: list[TargetState],
-    url_rows: dict[tuple[int, int], EntitlementUrlStatus],
+    url_rows: dict[tuple[int, int], LockedUrlStatus],
     now: dt.datetime,
 ) -> WriteResult:
     """Bring the locked ``targets`` (and their ``url_rows``, keyed by (entitlement pk,
     portal pk)) to their target state. Must run inside the transaction holding the locks."""
-    changed_entitlements: list[Entitlement] = []
-    changed_urls: list[EntitlementUrlStatus] = []
-    events: list[StatusEvent] = []
+    statuses: list[tuple] = []
+    bindings: list[tuple] = []
+    urls: list[tuple] = []
+    events: list[tuple] = []
+    changed: set[int] = set()
     for target in targets:
         row = target.entitlement
-        dirty = False
         cause = target.status_cause
         if cause is not None:
             # endDate belongs to cancelled/blocked; a replay that undoes one clears it.
             end_date = target.end_date if target.status in END_DATE_STATUSES else None
             if target.status != row.status:
-                events.append(_event(row.pk, None, row.status, target.status, cause))
+                events.append(_event(row.pk, None, row.status, target.status, cause, now))
             if (target.status, end_date, cause.effective_at) != (
                 row.status,
                 row.end_date,
@@ -80,35 +120,31 @@ def write_states(
             ):
                 row.status, row.end_date = target.status, end_date
                 row.status_changed_at = cause.effective_at
-                dirty = True
+                statuses.append((row.pk, row.status, end_date, cause.effective_at, now))
+                changed.add(row.pk)
         if (target.user is not None or target.derive_user) and _bind_user(row, target.user):
-            dirty = True
-        if dirty:
-            row.date_last_modified = now  # bulk_update does not touch auto_now fields
-            changed_entitlements.append(row)
+            bindings.append(
+                (row.pk, row.user_master_identifier, row.user_ids, row.specification, now)
+            )
+            changed.add(row.pk)
         for portal, (status, url_cause) in target.urls.items():
             url_row = url_rows.get((row.pk, portal))
             if url_cause is None or url_row is None:
                 continue
             if url_row.status != status:
-                events.append(_event(row.pk, portal, url_row.status, status, url_cause))
+                events.append(_event(row.pk, portal, url_row.status, status, url_cause, now))
             if (url_row.status, url_row.status_changed_at) != (status, url_cause.effective_at):
                 url_row.status, url_row.status_changed_at = status, url_cause.effective_at
-                url_row.date_last_modified = now
-                changed_urls.append(url_row)
+                urls.append((url_row.pk, status, url_cause.effective_at, now))
 
-    if changed_entitlements:
-        Entitlement.objects.bulk_update(changed_entitlements, ENTITLEMENT_FIELDS)
-    if changed_urls:
-        EntitlementUrlStatus.objects.bulk_update(
-            changed_urls, ["status", "status_changed_at", "date_last_modified"]
-        )
-    if events:
-        StatusEvent.objects.bulk_create(events)
-    return WriteResult(len(changed_entitlements), len(changed_urls), len(events))
+    update_rows(Entitlement, STATUS_FIELDS, statuses)
+    update_rows(Entitlement, BINDING_FIELDS, bindings)
+    update_rows(EntitlementUrlStatus, URL_FIELDS, urls)
+    insert_rows(StatusEvent, EVENT_FIELDS, events)
+    return WriteResult(len(changed), len(urls), len(events))
 
 
-def _bind_user(row: Entitlement, user: dict | None) -> bool:
+def _bind_user(row: LockedEntitlement, user: dict | None) -> bool:
     """Bind an activation-code entitlement to ``user`` (None: unbind); False when nothing
     changes. Other entitlements keep the user they were ordered for."""
     if row.entitlement_type not in ACTIVATION_CODE_TYPES:
@@ -123,14 +159,138 @@ def _bind_user(row: Entitlement, user: dict | None) -> bool:
     return True
 
 
-def _event(entitlement: int, portal: int | None, old: str, new: str, cause: Cause) -> StatusEvent:
-    return StatusEvent(
-        entitlement_id=entitlement,
-        portal_id=portal,
-        from_status=old,
-        to_status=new,
-        cause=cause.cause,
-        cause_pk=cause.pk,
-        cause_ref=cause.ref,
-        effective_at=cause.effective_at,
+def _event(
+    entitlement: int, portal: int | None, old: str, new: str, cause: Cause, now: dt.datetime
+) -> tuple:
+    return (
+        entitlement,
+        portal,
+        old,
+        new,
+        cause.cause,
+        cause.pk,
+        cause.ref,
+        cause.effective_at,
+        now,
+    )
+
+
+# --- set-based statements -----------------------------------------------------------------
+#
+# On PostgreSQL the rows travel as one JSON parameter, expanded by jsonb_to_recordset: one
+# string for psycopg to quote instead of a value per row and column (Django binds parameters
+# client-side, and quoting thousands of them per batch was a fifth of the worker's time).
+
+
+def _columns(model: type[models.Model], names: Sequence[str]) -> list[models.Field]:
+    return [model._meta.get_field(name) for name in names]
+
+
+def _json_default(value):
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def rows_json(rows: Sequence[Sequence]) -> str:
+    """``rows`` as a JSON array of arrays (dates and datetimes in ISO 8601)."""
+    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+
+
+def _recordset(columns: Sequence[models.Field]) -> str:
+    """``jsonb_to_recordset(%s::jsonb) AS v(c0 type, ...)`` over rows given as objects."""
+    types = ", ".join(f"c{i} {c.db_type(connection)}" for i, c in enumerate(columns))
+    return f"jsonb_to_recordset(%s::jsonb) AS v({types})"
+
+
+def _records(rows: Sequence[Sequence]) -> str:
+    # jsonb_to_recordset reads objects; short keys keep the document small.
+    return rows_json([{f"c{i}": v for i, v in enumerate(row)} for row in rows])
+
+
+def update_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple]) -> int:
+    """Set ``fields`` of ``model``'s rows; each row is (pk, *values in the order of
+    ``fields``). One ``UPDATE ... FROM jsonb_to_recordset(...)`` on PostgreSQL, whatever the
+    number of rows (Django's ``bulk_update`` builds a CASE per field and row, quadratic in the
+    batch); one ``executemany`` elsewhere (SQLite). Nothing is run for no rows."""
+    if not rows:
+        return 0
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    pk = model._meta.pk
+    columns = _columns(model, fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            assignments = ", ".join(
+                f"{qn(c.column)} = v.c{i}" for i, c in enumerate(columns, start=1)
+            )
+            # Identifiers come from the model's metadata; every value is in the parameter.
+            sql = (
+                f"UPDATE {table} SET {assignments} "  # noqa: S608
+                f"FROM {_recordset([pk, *columns])} WHERE {table}.{qn(pk.column)} = v.c0"
+            )
+            cursor.execute(sql, [_records(rows)])
+        else:
+            assignments = ", ".join(f"{qn(c.column)} = %s" for c in columns)
+            cursor.executemany(
+                f"UPDATE {table} SET {assignments} WHERE {qn(pk.column)} = %s",  # noqa: S608
+                [
+                    (
+                        *(
+                            c.get_db_prep_save(v, connection)
+                            for c, v in zip(columns, row[1:], strict=True)
+                        ),
+                        row[0],
+                    )
+                    for row in rows
+                ],
+            )
+    return len(rows)
+
+
+def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple]) -> int:
+    """Insert ``rows`` (values in the order of ``fields``; every column given, no defaults)
+    into ``model``'s table: one ``INSERT ... SELECT FROM jsonb_to_recordset(...)`` on
+    PostgreSQL, one ``executemany`` elsewhere. Nothing is run for no rows."""
+    if not rows:
+        return 0
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    columns = _columns(model, fields)
+    names = ", ".join(qn(c.column) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            selected = ", ".join(f"v.c{i}" for i in range(len(columns)))
+            sql = (
+                f"INSERT INTO {table} ({names}) SELECT {selected} "  # noqa: S608
+                f"FROM {_recordset(columns)}"
+            )
+            cursor.execute(sql, [_records(rows)])
+        else:
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})",  # noqa: S608
+                [
+                    tuple(
+                        c.get_db_prep_save(v, connection) for c, v in zip(columns, row, strict=True)
+                    )
+                    for row in rows
+                ],
+            )
+    return len(rows)
+
+
+def pk_in(values: Sequence[int]):
+    """The right-hand side of an ``__in`` lookup over many integer keys: on PostgreSQL one
+    JSON parameter expanded on the server (see above), elsewhere the list itself."""
+    if connection.vendor != "postgresql":
+        return list(values)
+    return RawSQL("SELECT jsonb_array_elements_text(%s::jsonb)::bigint", [rows_json(list(values))])
+
+
+def uuid_in(values: Sequence) -> object:
+    """Like ``pk_in``, for UUIDs (given as ``uuid.UUID`` or strings)."""
+    if connection.vendor != "postgresql":
+        return list(values)
+    return RawSQL(
+        "SELECT jsonb_array_elements_text(%s::jsonb)::uuid", [rows_json([str(v) for v in values])]
     )
