@@ -61,7 +61,7 @@ from entitlements.transitions import Decision
 log = logging.getLogger(__name__)
 
 ACCEPTED_STATES = [ConfirmationState.APPLIED, ConfirmationState.DUPLICATE, ConfirmationState.STALE]
-OUTCOME_FIELDS = ["state", "reason", "decided_at", "entitlement", "message"]
+OUTCOME_FIELDS = ["state", "reason", "entitlement", "message"]
 
 
 @dataclass
@@ -229,9 +229,7 @@ def apply_pending_batch(batch_size: int | None = None, only: int | None = None) 
         decided: list[tuple] = []
         for row in batch:
             if row.pk in reasons:
-                decided.append(
-                    (row.pk, ConfirmationState.REJECTED, reasons[row.pk], now, None, None)
-                )
+                decided.append((row.pk, ConfirmationState.REJECTED, reasons[row.pk], None, None))
             elif row.pk in result.outcomes:
                 decision = result.outcomes[row.pk]
                 decided.append(
@@ -239,13 +237,12 @@ def apply_pending_batch(batch_size: int | None = None, only: int | None = None) 
                         row.pk,
                         decision.outcome.value,
                         decision.reason,
-                        now,
                         row.entitlement,
                         row.message,
                     )
                 )
             # else: deferred (its entitlement is held by another worker); stays pending
-        update_rows(Confirmation, OUTCOME_FIELDS, decided + result.redecided)
+        update_rows(Confirmation, OUTCOME_FIELDS, decided + result.redecided, {"decided_at": now})
     deferred = len(batch) - len(decided)
     log.info(
         "applied batch: %d confirmations, %d rejected, %d deferred, %d entitlements changed, "
@@ -467,7 +464,7 @@ class _Replayed:
     outcomes: dict[int, Decision] = field(default_factory=dict)
     entitlements: int = 0
     events: int = 0
-    # (pk, state, reason, decided_at, entitlement, message) of earlier rows the replay changed
+    # (pk, state, reason, entitlement, message) of earlier rows the replay changed
     redecided: list[tuple] = field(default_factory=list)
 
 
@@ -668,6 +665,6 @@ def _replay(accepted: list[_Row], now: dt.datetime) -> _Replayed:
         decision = outcomes[row.pk]
         if (row.state, row.reason) != (decision.outcome.value, decision.reason):
             redecided.append(
-                (row.pk, decision.outcome.value, decision.reason, now, row.entitlement, row.message)
+                (row.pk, decision.outcome.value, decision.reason, row.entitlement, row.message)
             )
     return _Replayed(outcomes, written.entitlements, written.events, redecided)

@@ -77,9 +77,9 @@ class WriteResult:
     events: int = 0
 
 
-STATUS_FIELDS = ["status", "end_date", "status_changed_at", "date_last_modified"]
-BINDING_FIELDS = ["user_master_identifier", "user_ids", "specification", "date_last_modified"]
-URL_FIELDS = ["status", "status_changed_at", "date_last_modified"]
+STATUS_FIELDS = ["status", "end_date", "status_changed_at"]
+BINDING_FIELDS = ["user_master_identifier", "user_ids", "specification"]
+URL_FIELDS = ["status", "status_changed_at"]
 EVENT_FIELDS = [
     "entitlement",
     "portal",
@@ -89,7 +89,6 @@ EVENT_FIELDS = [
     "cause_pk",
     "cause_ref",
     "effective_at",
-    "recorded_at",
 ]
 
 
@@ -112,7 +111,7 @@ def write_states(
             # endDate belongs to cancelled/blocked; a replay that undoes one clears it.
             end_date = target.end_date if target.status in END_DATE_STATUSES else None
             if target.status != row.status:
-                events.append(_event(row.pk, None, row.status, target.status, cause, now))
+                events.append(_event(row.pk, None, row.status, target.status, cause))
             if (target.status, end_date, cause.effective_at) != (
                 row.status,
                 row.end_date,
@@ -120,27 +119,27 @@ def write_states(
             ):
                 row.status, row.end_date = target.status, end_date
                 row.status_changed_at = cause.effective_at
-                statuses.append((row.pk, row.status, end_date, cause.effective_at, now))
+                statuses.append((row.pk, row.status, end_date, cause.effective_at))
                 changed.add(row.pk)
         if (target.user is not None or target.derive_user) and _bind_user(row, target.user):
-            bindings.append(
-                (row.pk, row.user_master_identifier, row.user_ids, row.specification, now)
-            )
+            bindings.append((row.pk, row.user_master_identifier, row.user_ids, row.specification))
             changed.add(row.pk)
         for portal, (status, url_cause) in target.urls.items():
             url_row = url_rows.get((row.pk, portal))
             if url_cause is None or url_row is None:
                 continue
             if url_row.status != status:
-                events.append(_event(row.pk, portal, url_row.status, status, url_cause, now))
+                events.append(_event(row.pk, portal, url_row.status, status, url_cause))
             if (url_row.status, url_row.status_changed_at) != (status, url_cause.effective_at):
                 url_row.status, url_row.status_changed_at = status, url_cause.effective_at
-                urls.append((url_row.pk, status, url_cause.effective_at, now))
+                urls.append((url_row.pk, status, url_cause.effective_at))
 
-    update_rows(Entitlement, STATUS_FIELDS, statuses)
-    update_rows(Entitlement, BINDING_FIELDS, bindings)
-    update_rows(EntitlementUrlStatus, URL_FIELDS, urls)
-    insert_rows(StatusEvent, EVENT_FIELDS, events)
+    # Bulk statements do not touch auto_now fields: date_last_modified is set here.
+    modified = {"date_last_modified": now}
+    update_rows(Entitlement, STATUS_FIELDS, statuses, modified)
+    update_rows(Entitlement, BINDING_FIELDS, bindings, modified)
+    update_rows(EntitlementUrlStatus, URL_FIELDS, urls, modified)
+    insert_rows(StatusEvent, EVENT_FIELDS, events, {"recorded_at": now})
     return WriteResult(len(changed), len(urls), len(events))
 
 
@@ -159,20 +158,8 @@ def _bind_user(row: LockedEntitlement, user: dict | None) -> bool:
     return True
 
 
-def _event(
-    entitlement: int, portal: int | None, old: str, new: str, cause: Cause, now: dt.datetime
-) -> tuple:
-    return (
-        entitlement,
-        portal,
-        old,
-        new,
-        cause.cause,
-        cause.pk,
-        cause.ref,
-        cause.effective_at,
-        now,
-    )
+def _event(entitlement: int, portal: int | None, old: str, new: str, cause: Cause) -> tuple:
+    return (entitlement, portal, old, new, cause.cause, cause.pk, cause.ref, cause.effective_at)
 
 
 # --- set-based statements -----------------------------------------------------------------
@@ -208,34 +195,51 @@ def _records(rows: Sequence[Sequence]) -> str:
     return rows_json([{f"c{i}": v for i, v in enumerate(row)} for row in rows])
 
 
-def update_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple]) -> int:
-    """Set ``fields`` of ``model``'s rows; each row is (pk, *values in the order of
-    ``fields``). One ``UPDATE ... FROM jsonb_to_recordset(...)`` on PostgreSQL, whatever the
-    number of rows (Django's ``bulk_update`` builds a CASE per field and row, quadratic in the
-    batch); one ``executemany`` elsewhere (SQLite). Nothing is run for no rows."""
+def update_rows(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Sequence[tuple],
+    same: dict[str, object] | None = None,
+) -> int:
+    """Set ``fields`` of ``model``'s rows, and the fields of ``same`` to its values in all of
+    them (a timestamp: one parameter); each row is (pk, *values in the order of ``fields``).
+    One ``UPDATE ... FROM jsonb_to_recordset(...)`` on PostgreSQL, whatever the number of
+    rows (Django's ``bulk_update`` builds a CASE per field and row, quadratic in the batch);
+    one ``executemany`` elsewhere (SQLite). Nothing is run for no rows."""
     if not rows:
         return 0
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
     pk = model._meta.pk
     columns = _columns(model, fields)
+    same = same or {}
+    constants = _columns(model, list(same))
+    fixed_values = [
+        c.get_db_prep_save(v, connection) for c, v in zip(constants, same.values(), strict=True)
+    ]
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             assignments = ", ".join(
-                f"{qn(c.column)} = v.c{i}" for i, c in enumerate(columns, start=1)
+                [f"{qn(c.column)} = %s" for c in constants]
+                + [f"{qn(c.column)} = v.c{i}" for i, c in enumerate(columns, start=1)]
             )
             # Identifiers come from the model's metadata; every value is in the parameter.
             sql = (
                 f"UPDATE {table} SET {assignments} "  # noqa: S608
-                f"FROM {_recordset([pk, *columns])} WHERE {table}.{qn(pk.column)} = v.c0"
+                f"FROM {_recordset([pk, *columns])} WHERE {table}.{qn(pk.column)} = v.c0 "
+                f"AND {table}.{qn(pk.column)} = ANY(%s::bigint[])"
             )
-            cursor.execute(sql, [_records(rows)])
+            # The key list again, as an array: it lets the planner count the rows and take
+            # the primary key (it guesses 100 rows for any jsonb_to_recordset).
+            keys = _array_literal([row[0] for row in rows])
+            cursor.execute(sql, [*fixed_values, _records(rows), keys])
         else:
-            assignments = ", ".join(f"{qn(c.column)} = %s" for c in columns)
+            assignments = ", ".join(f"{qn(c.column)} = %s" for c in [*constants, *columns])
             cursor.executemany(
                 f"UPDATE {table} SET {assignments} WHERE {qn(pk.column)} = %s",  # noqa: S608
                 [
                     (
+                        *fixed_values,
                         *(
                             c.get_db_prep_save(v, connection)
                             for c, v in zip(columns, row[1:], strict=True)
@@ -248,30 +252,46 @@ def update_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
     return len(rows)
 
 
-def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[tuple]) -> int:
-    """Insert ``rows`` (values in the order of ``fields``; every column given, no defaults)
-    into ``model``'s table: one ``INSERT ... SELECT FROM jsonb_to_recordset(...)`` on
-    PostgreSQL, one ``executemany`` elsewhere. Nothing is run for no rows."""
+def insert_rows(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Sequence[tuple],
+    same: dict[str, object] | None = None,
+) -> int:
+    """Insert ``rows`` (values in the order of ``fields``, then those of ``same`` for every
+    row; every column given, no defaults) into ``model``'s table: one ``INSERT ... SELECT
+    FROM jsonb_to_recordset(...)`` on PostgreSQL, one ``executemany`` elsewhere. Nothing is
+    run for no rows."""
     if not rows:
         return 0
     qn = connection.ops.quote_name
     table = qn(model._meta.db_table)
     columns = _columns(model, fields)
-    names = ", ".join(qn(c.column) for c in columns)
+    same = same or {}
+    constants = _columns(model, list(same))
+    fixed_values = [
+        c.get_db_prep_save(v, connection) for c, v in zip(constants, same.values(), strict=True)
+    ]
+    names = ", ".join(qn(c.column) for c in [*columns, *constants])
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            selected = ", ".join(f"v.c{i}" for i in range(len(columns)))
+            selected = ", ".join([f"v.c{i}" for i in range(len(columns))] + ["%s"] * len(same))
             sql = (
                 f"INSERT INTO {table} ({names}) SELECT {selected} "  # noqa: S608
                 f"FROM {_recordset(columns)}"
             )
-            cursor.execute(sql, [_records(rows)])
+            cursor.execute(sql, [*fixed_values, _records(rows)])
         else:
+            marks = ", ".join(["%s"] * (len(columns) + len(same)))
             cursor.executemany(
-                f"INSERT INTO {table} ({names}) VALUES ({', '.join(['%s'] * len(columns))})",  # noqa: S608
+                f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
                 [
-                    tuple(
-                        c.get_db_prep_save(v, connection) for c, v in zip(columns, row, strict=True)
+                    (
+                        *(
+                            c.get_db_prep_save(v, connection)
+                            for c, v in zip(columns, row, strict=True)
+                        ),
+                        *fixed_values,
                     )
                     for row in rows
                 ],
@@ -279,18 +299,22 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
     return len(rows)
 
 
+def _array_literal(values: Sequence) -> str:
+    # A PostgreSQL array literal of plain values (integers, UUIDs): one string parameter, and
+    # a constant the planner counts, where a JSON set would be guessed at 100 rows.
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def pk_in(values: Sequence[int]):
     """The right-hand side of an ``__in`` lookup over many integer keys: on PostgreSQL one
-    JSON parameter expanded on the server (see above), elsewhere the list itself."""
+    array parameter unnested on the server (see above), elsewhere the list itself."""
     if connection.vendor != "postgresql":
         return list(values)
-    return RawSQL("SELECT jsonb_array_elements_text(%s::jsonb)::bigint", [rows_json(list(values))])
+    return RawSQL("SELECT unnest(%s::bigint[])", [_array_literal(values)])
 
 
 def uuid_in(values: Sequence) -> object:
     """Like ``pk_in``, for UUIDs (given as ``uuid.UUID`` or strings)."""
     if connection.vendor != "postgresql":
         return list(values)
-    return RawSQL(
-        "SELECT jsonb_array_elements_text(%s::jsonb)::uuid", [rows_json([str(v) for v in values])]
-    )
+    return RawSQL("SELECT unnest(%s::uuid[])", [_array_literal(values)])
