@@ -8,14 +8,16 @@ from celery import shared_task
 
 from .selectors.pending import has_overdue_pending
 from .services.apply import apply_all_pending
-from .services.wake import clear_wake
+from .services.wake import clear_wake, wake_workers
 
 
 @shared_task(name="confirmations.tasks.apply_pending")
 def apply_pending() -> int:
     """Apply pending confirmations in batches until none is left; the number claimed."""
     clear_wake()  # before claiming: a confirmation committed from now on wakes us again
-    return apply_all_pending()
+    # A backlog larger than one batch wakes one more worker (debounced like the requests'
+    # wake-ups), which does the same: every idle worker process joins in, none is flooded.
+    return apply_all_pending(on_more=wake_workers)
 
 
 @shared_task(name="confirmations.tasks.sweep_pending")

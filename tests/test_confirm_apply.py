@@ -412,3 +412,51 @@ def test_a_lost_database_connection_sets_nothing_aside(registry, ent, monkeypatc
     with pytest.raises(OperationalError):
         apply_all_pending()
     assert outcome(rid)[0] == "pending"
+
+
+def test_a_backlog_larger_than_a_batch_asks_for_one_more_worker_once(registry, order):
+    for e in order.entitlements.all():
+        confirm(registry, e, "entitled")
+    calls = []
+    assert apply_all_pending(batch_size=1, on_more=lambda: calls.append(1)) == 3
+    assert calls == [1]
+    for e in order.entitlements.all():
+        confirm(registry, e, "licensed", at=T0 + H)
+    assert apply_all_pending(batch_size=10, on_more=lambda: calls.append(2)) == 3
+    assert calls == [1]  # one batch held it all: nobody else is woken
+
+
+def test_the_portable_statements_give_the_same_result(registry, monkeypatch):
+    """SQLite (the embedded default) takes executemany and plain IN lists instead of the
+    PostgreSQL statements; run that path here and check it writes the same."""
+    order = make_order(registry, 2, delivery_type=DeliveryType.SCHOOL_ACTIVATIONCODES)
+    first, code = order.entitlements.order_by("id")
+    rid = confirm(registry, first, "entitled")
+    store(registry.portal, portal_body(request_to(first, registry.portal), receive_id="url"))
+    user = {"userMasterIdentifier": "https://ketenid.nl/201703/abc", "userIds": []}
+    store(registry.licensor, activation_body(code, user=user, ref="act"))
+    monkeypatch.setattr(connection, "vendor", "portable")
+    assert apply_all_pending() == 3
+    monkeypatch.undo()
+    first.refresh_from_db()
+    code.refresh_from_db()
+    assert (first.status, first.status_changed_at) == ("entitled", T0)
+    assert first.url_statuses.get().status == "processed"
+    assert (code.status, code.user_master_identifier, code.specification["user"]) == (
+        "licensed",
+        user["userMasterIdentifier"],
+        user,
+    )
+    row = Confirmation.objects.get(receive_id=rid)
+    assert (row.state, row.entitlement, row.message) == (
+        "applied",
+        first,
+        request_to(first, registry.licensor),
+    )
+    assert row.decided_at is not None
+    assert sorted(StatusEvent.objects.values_list("to_status", "cause_ref")) == [
+        ("entitled", rid),
+        ("licensed", "act"),
+        ("processed", "url"),
+    ]
+    assert all(e.recorded_at is not None for e in StatusEvent.objects.all())

@@ -1,22 +1,56 @@
 """Write derived states to entitlements and URL statuses, with a status event per change.
 
-Callers (the confirmation worker) decide the target state
-of each *locked* entitlement; ``write_states`` compares it with the rows as loaded and writes
-only the differences, set-based: one UPDATE for the entitlements, one for the URL statuses,
-one INSERT for the events, whatever the number of rows.
+Callers (the confirmation worker) decide the target state of each *locked* entitlement;
+``write_states`` compares it with the rows as loaded and writes only the differences,
+set-based: one UPDATE for the entitlements' statuses (and one for activation-code bindings,
+when any changed), one for the URL statuses, one INSERT for the events, whatever the number
+of rows. The rows are plain values (``LockedEntitlement``, ``LockedUrlStatus``), not model
+instances: building and diffing ORM objects dominated the worker's profile
+(docs/perf-notes-apply.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from django.db import connection, models
+from django.db.models.expressions import RawSQL
 
 from entitlements.models import Entitlement, EntitlementUrlStatus, StatusEvent
 from entitlements.statuses import ACTIVATION_CODE_TYPES, END_DATE_STATUSES
 from entitlements.transitions import Cause
 
 
-@dataclass
+@dataclass(slots=True)
+class LockedEntitlement:
+    """The columns of a locked entitlement that a replay reads and may write.
+    ``specification`` is loaded for activation-code entitlements only (the user binding)."""
+
+    pk: int
+    entitlement_type: str
+    status: str
+    end_date: dt.date | None
+    status_changed_at: dt.datetime | None
+    user_master_identifier: str | None = None
+    user_ids: list | None = None
+    specification: dict | None = None
+
+
+@dataclass(slots=True)
+class LockedUrlStatus:
+    """A locked URL status row."""
+
+    pk: int
+    entitlement_id: int
+    portal_id: int
+    status: str
+    status_changed_at: dt.datetime | None
+
+
+@dataclass(slots=True)
 class TargetState:
     """The state an entitlement should have.
 
@@ -27,7 +61,7 @@ class TargetState:
     no activation counts any more), otherwise a None ``user`` leaves the binding alone.
     """
 
-    entitlement: Entitlement
+    entitlement: LockedEntitlement
     status: str
     status_cause: Cause | None
     end_date: dt.date | None
@@ -43,30 +77,35 @@ class WriteResult:
     events: int = 0
 
 
-ENTITLEMENT_FIELDS = [
-    "status",
-    "end_date",
-    "status_changed_at",
-    "user_master_identifier",
-    "user_ids",
-    "specification",
-    "date_last_modified",
+STATUS_FIELDS = ["status", "end_date", "status_changed_at"]
+BINDING_FIELDS = ["user_master_identifier", "user_ids", "specification"]
+URL_FIELDS = ["status", "status_changed_at"]
+EVENT_FIELDS = [
+    "entitlement",
+    "portal",
+    "from_status",
+    "to_status",
+    "cause",
+    "cause_pk",
+    "cause_ref",
+    "effective_at",
 ]
 
 
 def write_states(
     targets: list[TargetState],
-    url_rows: dict[tuple[int, int], EntitlementUrlStatus],
+    url_rows: dict[tuple[int, int], LockedUrlStatus],
     now: dt.datetime,
 ) -> WriteResult:
     """Bring the locked ``targets`` (and their ``url_rows``, keyed by (entitlement pk,
     portal pk)) to their target state. Must run inside the transaction holding the locks."""
-    changed_entitlements: list[Entitlement] = []
-    changed_urls: list[EntitlementUrlStatus] = []
-    events: list[StatusEvent] = []
+    statuses: list[tuple] = []
+    bindings: list[tuple] = []
+    urls: list[tuple] = []
+    events: list[tuple] = []
+    changed: set[int] = set()
     for target in targets:
         row = target.entitlement
-        dirty = False
         cause = target.status_cause
         if cause is not None:
             # endDate belongs to cancelled/blocked; a replay that undoes one clears it.
@@ -80,12 +119,11 @@ def write_states(
             ):
                 row.status, row.end_date = target.status, end_date
                 row.status_changed_at = cause.effective_at
-                dirty = True
+                statuses.append((row.pk, row.status, end_date, cause.effective_at))
+                changed.add(row.pk)
         if (target.user is not None or target.derive_user) and _bind_user(row, target.user):
-            dirty = True
-        if dirty:
-            row.date_last_modified = now  # bulk_update does not touch auto_now fields
-            changed_entitlements.append(row)
+            bindings.append((row.pk, row.user_master_identifier, row.user_ids, row.specification))
+            changed.add(row.pk)
         for portal, (status, url_cause) in target.urls.items():
             url_row = url_rows.get((row.pk, portal))
             if url_cause is None or url_row is None:
@@ -94,21 +132,18 @@ def write_states(
                 events.append(_event(row.pk, portal, url_row.status, status, url_cause))
             if (url_row.status, url_row.status_changed_at) != (status, url_cause.effective_at):
                 url_row.status, url_row.status_changed_at = status, url_cause.effective_at
-                url_row.date_last_modified = now
-                changed_urls.append(url_row)
+                urls.append((url_row.pk, status, url_cause.effective_at))
 
-    if changed_entitlements:
-        Entitlement.objects.bulk_update(changed_entitlements, ENTITLEMENT_FIELDS)
-    if changed_urls:
-        EntitlementUrlStatus.objects.bulk_update(
-            changed_urls, ["status", "status_changed_at", "date_last_modified"]
-        )
-    if events:
-        StatusEvent.objects.bulk_create(events)
-    return WriteResult(len(changed_entitlements), len(changed_urls), len(events))
+    # Bulk statements do not touch auto_now fields: date_last_modified is set here.
+    modified = {"date_last_modified": now}
+    update_rows(Entitlement, STATUS_FIELDS, statuses, modified)
+    update_rows(Entitlement, BINDING_FIELDS, bindings, modified)
+    update_rows(EntitlementUrlStatus, URL_FIELDS, urls, modified)
+    insert_rows(StatusEvent, EVENT_FIELDS, events, {"recorded_at": now})
+    return WriteResult(len(changed), len(urls), len(events))
 
 
-def _bind_user(row: Entitlement, user: dict | None) -> bool:
+def _bind_user(row: LockedEntitlement, user: dict | None) -> bool:
     """Bind an activation-code entitlement to ``user`` (None: unbind); False when nothing
     changes. Other entitlements keep the user they were ordered for."""
     if row.entitlement_type not in ACTIVATION_CODE_TYPES:
@@ -123,14 +158,163 @@ def _bind_user(row: Entitlement, user: dict | None) -> bool:
     return True
 
 
-def _event(entitlement: int, portal: int | None, old: str, new: str, cause: Cause) -> StatusEvent:
-    return StatusEvent(
-        entitlement_id=entitlement,
-        portal_id=portal,
-        from_status=old,
-        to_status=new,
-        cause=cause.cause,
-        cause_pk=cause.pk,
-        cause_ref=cause.ref,
-        effective_at=cause.effective_at,
-    )
+def _event(entitlement: int, portal: int | None, old: str, new: str, cause: Cause) -> tuple:
+    return (entitlement, portal, old, new, cause.cause, cause.pk, cause.ref, cause.effective_at)
+
+
+# --- set-based statements -----------------------------------------------------------------
+#
+# On PostgreSQL the rows travel as one JSON parameter, expanded by jsonb_to_recordset: one
+# string for psycopg to quote instead of a value per row and column (Django binds parameters
+# client-side, and quoting thousands of them per batch was a fifth of the worker's time).
+
+
+def _columns(model: type[models.Model], names: Sequence[str]) -> list[models.Field]:
+    return [model._meta.get_field(name) for name in names]
+
+
+def _json_default(value):
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def rows_json(rows: Sequence[Sequence]) -> str:
+    """``rows`` as a JSON array of arrays (dates and datetimes in ISO 8601)."""
+    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+
+
+def _recordset(columns: Sequence[models.Field]) -> str:
+    """``jsonb_to_recordset(%s::jsonb) AS v(c0 type, ...)`` over rows given as objects."""
+    types = ", ".join(f"c{i} {c.db_type(connection)}" for i, c in enumerate(columns))
+    return f"jsonb_to_recordset(%s::jsonb) AS v({types})"
+
+
+def _records(rows: Sequence[Sequence]) -> str:
+    # jsonb_to_recordset reads objects; short keys keep the document small.
+    return rows_json([{f"c{i}": v for i, v in enumerate(row)} for row in rows])
+
+
+def update_rows(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Sequence[tuple],
+    same: dict[str, object] | None = None,
+) -> int:
+    """Set ``fields`` of ``model``'s rows, and the fields of ``same`` to its values in all of
+    them (a timestamp: one parameter); each row is (pk, *values in the order of ``fields``).
+    One ``UPDATE ... FROM jsonb_to_recordset(...)`` on PostgreSQL, whatever the number of
+    rows (Django's ``bulk_update`` builds a CASE per field and row, quadratic in the batch);
+    one ``executemany`` elsewhere (SQLite). Nothing is run for no rows."""
+    if not rows:
+        return 0
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    pk = model._meta.pk
+    columns = _columns(model, fields)
+    same = same or {}
+    constants = _columns(model, list(same))
+    fixed_values = [
+        c.get_db_prep_save(v, connection) for c, v in zip(constants, same.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            assignments = ", ".join(
+                [f"{qn(c.column)} = %s" for c in constants]
+                + [f"{qn(c.column)} = v.c{i}" for i, c in enumerate(columns, start=1)]
+            )
+            # Identifiers come from the model's metadata; every value is in the parameter.
+            sql = (
+                f"UPDATE {table} SET {assignments} "  # noqa: S608
+                f"FROM {_recordset([pk, *columns])} WHERE {table}.{qn(pk.column)} = v.c0 "
+                f"AND {table}.{qn(pk.column)} = ANY(%s::bigint[])"
+            )
+            # The key list again, as an array: it lets the planner count the rows and take
+            # the primary key (it guesses 100 rows for any jsonb_to_recordset).
+            keys = _array_literal([row[0] for row in rows])
+            cursor.execute(sql, [*fixed_values, _records(rows), keys])
+        else:
+            assignments = ", ".join(f"{qn(c.column)} = %s" for c in [*constants, *columns])
+            cursor.executemany(
+                f"UPDATE {table} SET {assignments} WHERE {qn(pk.column)} = %s",  # noqa: S608
+                [
+                    (
+                        *fixed_values,
+                        *(
+                            c.get_db_prep_save(v, connection)
+                            for c, v in zip(columns, row[1:], strict=True)
+                        ),
+                        row[0],
+                    )
+                    for row in rows
+                ],
+            )
+    return len(rows)
+
+
+def insert_rows(
+    model: type[models.Model],
+    fields: Sequence[str],
+    rows: Sequence[tuple],
+    same: dict[str, object] | None = None,
+) -> int:
+    """Insert ``rows`` (values in the order of ``fields``, then those of ``same`` for every
+    row; every column given, no defaults) into ``model``'s table: one ``INSERT ... SELECT
+    FROM jsonb_to_recordset(...)`` on PostgreSQL, one ``executemany`` elsewhere. Nothing is
+    run for no rows."""
+    if not rows:
+        return 0
+    qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
+    columns = _columns(model, fields)
+    same = same or {}
+    constants = _columns(model, list(same))
+    fixed_values = [
+        c.get_db_prep_save(v, connection) for c, v in zip(constants, same.values(), strict=True)
+    ]
+    names = ", ".join(qn(c.column) for c in [*columns, *constants])
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            selected = ", ".join([f"v.c{i}" for i in range(len(columns))] + ["%s"] * len(same))
+            sql = (
+                f"INSERT INTO {table} ({names}) SELECT {selected} "  # noqa: S608
+                f"FROM {_recordset(columns)}"
+            )
+            cursor.execute(sql, [*fixed_values, _records(rows)])
+        else:
+            marks = ", ".join(["%s"] * (len(columns) + len(same)))
+            cursor.executemany(
+                f"INSERT INTO {table} ({names}) VALUES ({marks})",  # noqa: S608
+                [
+                    (
+                        *(
+                            c.get_db_prep_save(v, connection)
+                            for c, v in zip(columns, row, strict=True)
+                        ),
+                        *fixed_values,
+                    )
+                    for row in rows
+                ],
+            )
+    return len(rows)
+
+
+def _array_literal(values: Sequence) -> str:
+    # A PostgreSQL array literal of plain values (integers, UUIDs): one string parameter, and
+    # a constant the planner counts, where a JSON set would be guessed at 100 rows.
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+def pk_in(values: Sequence[int]):
+    """The right-hand side of an ``__in`` lookup over many integer keys: on PostgreSQL one
+    array parameter unnested on the server (see above), elsewhere the list itself."""
+    if connection.vendor != "postgresql":
+        return list(values)
+    return RawSQL("SELECT unnest(%s::bigint[])", [_array_literal(values)])
+
+
+def uuid_in(values: Sequence) -> object:
+    """Like ``pk_in``, for UUIDs (given as ``uuid.UUID`` or strings)."""
+    if connection.vendor != "postgresql":
+        return list(values)
+    return RawSQL("SELECT unnest(%s::uuid[])", [_array_literal(values)])
