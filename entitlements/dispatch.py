@@ -185,6 +185,35 @@ def _order_part(row: dict) -> dict:
     )
 
 
+# The JSON columns of _COLUMNS, parsed by _rows itself on PostgreSQL.
+_JSON_COLUMNS = [
+    i for i, name in enumerate(_COLUMNS) if name in {"body", "entitlement__specification"}
+]
+
+
+def _rows(ids: list[int]) -> list[dict]:
+    """The batch's messages with their entitlement and order, as dicts keyed by _COLUMNS.
+
+    On PostgreSQL the queryset's SQL is run on a plain cursor: Django's per-row converters
+    (``values()`` iteration was 14 % of a drain's GIL time) are skipped and the JSON columns,
+    which Django's connection hands over as text, are parsed with orjson."""
+    queryset = OutboundMessage.objects.filter(id__in=ids).order_by("id").values_list(*_COLUMNS)
+    if connection.vendor != "postgresql":
+        return [dict(zip(_COLUMNS, row, strict=True)) for row in queryset]
+    sql, params = queryset.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    rows = []
+    for values in fetched:
+        row = list(values)
+        for i in _JSON_COLUMNS:
+            if isinstance(row[i], str | bytes):
+                row[i] = orjson.loads(row[i])
+        rows.append(dict(zip(_COLUMNS, row, strict=True)))
+    return rows
+
+
 @dataclass
 class Prepared:
     """A claimed batch, loaded and rendered: per message the endpoint, path and body (JSON
@@ -200,7 +229,7 @@ class Prepared:
 def prepare(claim: Claim) -> Prepared:
     """Load the claimed messages in three queries (messages with entitlement and order, the
     licensor requests' URL statuses, the recipients) and render their bodies."""
-    rows = list(OutboundMessage.objects.filter(id__in=claim.ids).order_by("id").values(*_COLUMNS))
+    rows = _rows(claim.ids)
     licensor_pks = [
         r["entitlement_id"]
         for r in rows
