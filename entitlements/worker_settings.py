@@ -24,6 +24,8 @@ def drain_seconds() -> float:
 def lease_seconds(batch_size: int) -> float:
     """How long a claimed batch of ``batch_size`` calls stays leased: long enough for every
     call to hit the timeout (they run in parallel, but a batch larger than the pool takes
-    several rounds), twice, plus a margin; a crashed worker's batch comes back after it."""
+    several rounds), twice, plus a margin; a crashed worker's batch comes back after it.
+    The factor two also covers a drain's queued batch, which waits behind the one in flight
+    (a drain holds at most two claimed batches)."""
     rounds = -(-batch_size // concurrency())
     return rounds * setting("HUB_OUTBOUND_TIMEOUT", 10.0) * 2 + 30

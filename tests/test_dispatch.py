@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+import time
 
 import pytest
 from django.db import connection
@@ -384,3 +385,85 @@ def test_resend_puts_failed_messages_back_in_the_queue(
     # The re-send starts a fresh count; the attempt history is kept.
     assert message.state == "delivered" and message.attempt_count == 1
     assert [a.outcome for a in message.attempts.order_by("id")] == ["failed", "delivered"]
+
+
+def test_claim_takes_due_retries_first_then_never_tried_and_skips_the_rest(registry):
+    make_order(registry, 6)
+    ids = list(
+        OutboundMessage.objects.filter(recipient=registry.licensor)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    now = timezone.now()
+    # ids[0], ids[1]: due retries (the later-due one first in id order); ids[2]: backed off
+    # into the future; ids[3..5]: never tried (next_attempt_at null).
+    OutboundMessage.objects.filter(id=ids[0]).update(next_attempt_at=now - dt.timedelta(seconds=5))
+    OutboundMessage.objects.filter(id=ids[1]).update(next_attempt_at=now - dt.timedelta(seconds=60))
+    OutboundMessage.objects.filter(id=ids[2]).update(next_attempt_at=now + dt.timedelta(hours=1))
+    first = dispatch.claim_due(registry.licensor.pk, limit=3)
+    assert first.ids == [ids[1], ids[0], ids[3]]
+    second = dispatch.claim_due(registry.licensor.pk, limit=3)
+    assert second.ids == [ids[4], ids[5]]
+    assert dispatch.claim_due(registry.licensor.pk).ids == []
+    assert set(
+        OutboundMessage.objects.filter(id__in=first.ids).values_list("next_attempt_at", flat=True)
+    ) == {first.lease}
+
+
+def test_a_drain_keeps_the_window_full_across_batches(registry, party_server, settings):
+    """The next batch is queued before the one in flight is recorded: while one request of
+    the first batch is slow, the second batch's requests go out (no barrier per batch)."""
+    settings.HUB_OUTBOUND_CONCURRENCY = 4
+    settings.HUB_OUTBOUND_BATCH_SIZE = 4
+    make_order(registry, 12)
+    position = {
+        str(ref): i
+        for i, ref in enumerate(
+            OutboundMessage.objects.filter(recipient=registry.licensor)
+            .order_by("id")
+            .values_list("reference_id", flat=True)
+        )
+    }
+    arrivals: dict[int, float] = {}
+    lock = threading.Lock()
+
+    def first_batch_slow(received):
+        i = position[received.body["entitlementReferenceId"]]
+        with lock:
+            arrivals[i] = time.monotonic()
+        return Answer(200, delay=1.5 if i == 3 else 0)
+
+    server = party_server(first_batch_slow)
+    point(registry.licensor, server)
+    report = dispatch.drain(registry.licensor.pk)
+    assert report.delivered == 12 and report.batches == 3
+    # The second batch (positions 4 to 7) went out while the slow request was still open.
+    slow_done = arrivals[3] + 1.5
+    assert min(arrivals[i] for i in range(4, 8)) < slow_done - 0.5
+    assert DeliveryAttempt.objects.filter(message__recipient=registry.licensor).count() == 12
+
+
+def test_a_batch_whose_token_cannot_be_had_is_not_sent(registry, party_server, settings):
+    """One token request per batch: when it fails, the batch's messages get that failed
+    attempt without being sent (not one doomed token request per message)."""
+    settings.HUB_RETRY_BASE_SECONDS = 60
+    server = party_server(lambda r: Answer(503 if r.path == "/broken-token" else 200))
+    point(registry.licensor, server)
+    registry.licensor.endpoint_token_url = server.base_url + "/broken-token"
+    registry.licensor.endpoint_client_id = "hub"
+    registry.licensor.endpoint_client_secret = "hub-secret"
+    registry.licensor.save()
+    make_order(registry, 5)
+    report = dispatch.drain(registry.licensor.pk)
+    assert report.retry == 5 and report.batches == 1
+    assert [r.path for r in server.received] == ["/broken-token"]
+    attempts = DeliveryAttempt.objects.filter(message__recipient=registry.licensor)
+    assert attempts.count() == 5
+    assert {(a.http_status, a.outcome) for a in attempts} == {(None, "retry")}
+    assert all("token request" in a.error for a in attempts)
+    assert "hub-secret" not in attempts[0].error
+    assert set(
+        OutboundMessage.objects.filter(recipient=registry.licensor).values_list(
+            "state", "attempt_count"
+        )
+    ) == {("pending", 1)}

@@ -10,6 +10,7 @@ token; it is thread-safe, so a batch can be sent concurrently from a thread pool
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import os
@@ -40,7 +41,7 @@ class Endpoint:
     scope: str = ""
     name: str = ""
 
-    @property
+    @functools.cached_property
     def cache_key(self) -> tuple:
         digest = hashlib.sha256(self.client_secret.encode()).hexdigest()
         return (self.base_url, self.token_url, self.client_id, digest, self.scope)
@@ -110,15 +111,23 @@ class _Session:
     def uses_token(self) -> bool:
         return isinstance(self.http, OAuth2Client)
 
-    def ensure_token(self) -> None:
-        """Fetch a token when there is none or it is about to expire (one thread at a time,
-        so a batch sent concurrently fetches it once)."""
+    def ensure_token(self, *, fresh: bool = True) -> dict:
+        """The cached token; fetched first when there is none or, with ``fresh``, when it is
+        about to expire (one thread at a time, so a batch sent concurrently fetches it once).
+        Without ``fresh`` only a missing (dropped) token is fetched: the caller checked its
+        expiry once for the whole batch (:func:`check_token`)."""
         client = self.http
         assert isinstance(client, OAuth2Client)
+        token = client.token
+        # Lock-free fast path: a valid cached token needs no lock (16 threads per request).
+        if token is not None and not (fresh and token.is_expired(leeway=TOKEN_LEEWAY_SECONDS)):
+            return token
         with self.lock:
             token = client.token
-            if token is None or token.is_expired(leeway=TOKEN_LEEWAY_SECONDS):
+            if token is None or (fresh and token.is_expired(leeway=TOKEN_LEEWAY_SECONDS)):
                 client.fetch_token(self.endpoint.token_url, grant_type="client_credentials")
+                token = client.token
+            return token
 
     def drop_token(self) -> None:
         """Forget the cached token (the recipient refused it: revoked or rotated)."""
@@ -133,6 +142,9 @@ _sessions_lock = threading.Lock()
 def _session(endpoint: Endpoint) -> _Session:
     # Keyed by pid too: a forked worker child must not share its parent's sockets.
     key = (os.getpid(), *endpoint.cache_key)
+    session = _sessions.get(key)
+    if session is not None:  # the common case needs no lock (every request of a batch)
+        return session
     with _sessions_lock:
         session = _sessions.get(key)
         if session is None:
@@ -160,19 +172,65 @@ def _elapsed_ms(start: float) -> int:
     return int((time.monotonic() - start) * 1000)
 
 
-def send(endpoint: Endpoint, method: str, path: str, body: dict | list | None) -> SendResult:
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def send(
+    endpoint: Endpoint,
+    method: str,
+    path: str,
+    body: dict | list | bytes | None,
+    *,
+    token_checked: bool = False,
+) -> SendResult:
     """Send one JSON request to ``endpoint`` and classify the result. Never raises for
-    network or HTTP problems: they come back as a SendResult with an outcome and error."""
-    result, _ = exchange(endpoint, method, path, body)
+    network or HTTP problems: they come back as a SendResult with an outcome and error.
+    ``body`` may be JSON already encoded (bytes), as the dispatcher renders it.
+    ``token_checked``: :func:`check_token` ran for this batch, so the token's expiry is not
+    checked again per request (a token dropped after a 401 is still fetched again)."""
+    result, _ = exchange(endpoint, method, path, body, token_checked=token_checked)
     return result
+
+
+def _token_failure(endpoint: Endpoint, exc: Exception, started_at, start: float) -> SendResult:
+    if isinstance(exc, httpx.TimeoutException):
+        return SendResult(
+            started_at, _elapsed_ms(start), None, Outcome.RETRY, "token request timed out"
+        )
+    # A refused token request may be a configuration being fixed; retrying until the
+    # horizon lets the messages go out once it is, without an admin re-send.
+    return SendResult(
+        started_at,
+        _elapsed_ms(start),
+        None,
+        Outcome.RETRY,
+        f"token request to {endpoint.token_url} failed: {type(exc).__name__}: {str(exc)[:300]}",
+    )
+
+
+def check_token(endpoint: Endpoint) -> SendResult | None:
+    """Make sure this process holds a valid token for ``endpoint`` (fetching one if needed)
+    before a batch is sent. None when it does or needs none; otherwise the failed attempt's
+    result, for every message of the batch (they are not sent: each would fail the same)."""
+    if not endpoint.base_url or not endpoint.token_url:
+        return None
+    started_at = dt.datetime.now(dt.UTC)
+    start = time.monotonic()
+    try:
+        _session(endpoint).ensure_token()
+    except Exception as exc:  # OAuthError, HTTP errors, bad JSON, timeouts: all retried
+        return _token_failure(endpoint, exc, started_at, start)
+    return None
 
 
 def exchange(
     endpoint: Endpoint,
     method: str,
     path: str,
-    body: dict | list | None = None,
+    body: dict | list | bytes | None = None,
     params: dict | None = None,
+    *,
+    token_checked: bool = False,
 ) -> tuple[SendResult, httpx.Response | None]:
     """Like :func:`send`, but also returns the whole response (None when no answer came),
     for the clients that read what the other party answers (enrollments, usage).
@@ -188,30 +246,29 @@ def exchange(
             f"party {endpoint.name or '?'} has no endpoint baseUrl in the registry",
         ), None
     session = _session(endpoint)
+    headers = None
     if session.uses_token:
         try:
-            session.ensure_token()
-        except httpx.TimeoutException:
-            return SendResult(
-                started_at, _elapsed_ms(start), None, Outcome.RETRY, "token request timed out"
-            ), None
-        except Exception as exc:  # OAuthError, HTTP errors, bad JSON: all retried
-            # A refused token request may be a configuration being fixed; retrying until the
-            # horizon lets the messages go out once it is, without an admin re-send.
-            return SendResult(
-                started_at,
-                _elapsed_ms(start),
-                None,
-                Outcome.RETRY,
-                f"token request to {endpoint.token_url} failed: {type(exc).__name__}: "
-                f"{str(exc)[:300]}",
-            ), None
-    # With a token, pass Authlib's bearer auth explicitly: ensure_token() above has checked
-    # it, and Authlib's own check per request would fetch a second token near expiry.
-    auth = session.http.token_auth if session.uses_token else httpx.USE_CLIENT_DEFAULT
+            token = session.ensure_token(fresh=not token_checked)
+        except Exception as exc:  # OAuthError, HTTP errors, bad JSON, timeouts: all retried
+            return _token_failure(endpoint, exc, started_at, start), None
+        # The bearer header set directly: Authlib's per-request auth flow would check the
+        # token again and rebuild every request.
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+    if isinstance(body, bytes):
+        content, json_body = body, None
+        headers = {**JSON_HEADERS, **(headers or {})}
+    else:
+        content, json_body = None, body
     try:
         response = session.http.request(
-            method, endpoint.url(path), json=body, params=params, auth=auth
+            method,
+            endpoint.url(path),
+            content=content,
+            json=json_body,
+            params=params,
+            headers=headers,
+            **({"withhold_token": True} if session.uses_token else {}),
         )
     except httpx.TimeoutException as exc:
         return SendResult(
