@@ -1,7 +1,7 @@
 """Indexes for the hot and periodic queries at national scale (docs/performance.md, "Scale"):
 
-- ``entitlement_unexpired_idx``: the expiry sweep walks the entitlements of an expired order
-  that are not expired yet, in id order, instead of the whole primary key per batch;
+- ``entitlement_unexpired_idx``: the expiry sweep reads the entitlements of an expired order
+  that are not expired yet, instead of walking the whole primary key per batch;
 - ``message_pending_claim_idx`` (recipient, next_attempt_at, id) where pending replaces
   ``message_pending_due_idx``: the dispatch claim's whole sort key, so a claim of 100 reads
   100 rows, not every due message of the recipient;
@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 condition=models.Q(
                     ("status__in", ("created", "entitled", "licensed", "cancelled", "blocked"))
                 ),
-                fields=["delivery_order", "id"],
+                fields=["delivery_order"],
                 name="entitlement_unexpired_idx",
             ),
         ),

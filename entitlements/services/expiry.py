@@ -9,11 +9,11 @@ blocked entitlements; both at ``expiry_moment(expirationDate)``, not at the time
 
 Set-based, in batches: one query for the expired orders that still have work, then per
 batch of one such order one SELECT ... FOR NO KEY UPDATE SKIP LOCKED of its entitlements (so
-two sweeps never fight; ordered by id), one UPDATE of their status, one SELECT ... FOR UPDATE
+two sweeps never fight), one UPDATE of their status, one SELECT ... FOR UPDATE
 of their URL statuses (ordered by id: the lock order of the worker's replay), one UPDATE of
 those and one bulk insert of the StatusEvents (cause ``expiry``).
 
-A batch reads by the partial index ``entitlement_unexpired_idx`` (order, id) of the
+A batch reads by the partial index ``entitlement_unexpired_idx`` (by order) of the
 entitlements that are not expired, one order at a time: in proportion to the rows it
 changes, never the whole table (an expired entitlement leaves the index). See
 docs/performance.md, "Scale".
@@ -27,7 +27,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, DateTimeField, Exists, OuterRef, Q, Value, When
+from django.db.models import Case, CharField, DateTimeField, Exists, OuterRef, Q, Value, When
+from django.db.models.functions import Cast
+from django.db.models.lookups import In
 from django.utils import timezone
 
 from entitlements.expiry_rules import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expiry_moment
@@ -38,7 +40,7 @@ from entitlements.models import (
     EntitlementUrlStatus,
     StatusEvent,
 )
-from entitlements.statuses import EntitlementStatus, EventCause, UrlStatus
+from entitlements.statuses import END_DATE_STATUSES, EntitlementStatus, EventCause, UrlStatus
 
 
 @dataclass
@@ -57,9 +59,9 @@ def expire_due(
     today = today or timezone.localdate()
     size = batch_size or int(getattr(settings, "HUB_EXPIRY_BATCH_SIZE", 5000))
     report = ExpiryReport()
-    for order_pk in _orders_with_work(today):
+    for order_pk, expiration_date in _orders_with_work(today):
         while max_batches is None or report.batches < max_batches:
-            done, urls, seen = _expire_batch(today, size, order_pk)
+            done, urls, seen = _expire_batch(size, order_pk, expiration_date)
             if seen:
                 report.entitlements += done
                 report.url_statuses += urls
@@ -71,25 +73,27 @@ def expire_due(
     return report
 
 
-def _needs_expiry(outer: str) -> Q:
-    """Entitlements (of the row ``outer`` points at) the sweep still has to touch: a status
-    that expires, or a live URL status. Limited to the not-expired statuses so that the
-    partial index ``entitlement_unexpired_idx`` serves it."""
+def _needs_expiry() -> Q:
+    """Entitlements the sweep still has to touch: a status that expires, or (cancelled,
+    blocked) a live URL status. Limited to the not-expired statuses so that the partial index
+    ``entitlement_unexpired_idx`` serves it."""
+    # The entitlement's own status inside the EXISTS keeps PostgreSQL from hashing the whole
+    # URL status table for it: it is probed per cancelled or blocked entitlement only.
     live_url = EntitlementUrlStatus.objects.filter(
-        entitlement_id=OuterRef(outer), status__in=EXPIRING_URL_STATUSES
-    )
+        entitlement_id=OuterRef("pk"), status__in=EXPIRING_URL_STATUSES
+    ).filter(In(Cast(OuterRef("status"), CharField()), list(END_DATE_STATUSES)))
     return Q(status__in=NOT_EXPIRED_STATUSES) & (Q(status__in=EXPIRING_STATUSES) | Exists(live_url))
 
 
-def _orders_with_work(today: dt.date) -> list[int]:
-    """The expired orders that still have an entitlement or URL status to expire (one probe
-    of the partial index per expired order)."""
-    pending = Entitlement.objects.filter(_needs_expiry("pk"), delivery_order_id=OuterRef("pk"))
+def _orders_with_work(today: dt.date) -> list[tuple[int, dt.date]]:
+    """(pk, expirationDate) of the expired orders that still have an entitlement or URL
+    status to expire (one probe of the partial index per expired order)."""
+    pending = Entitlement.objects.filter(_needs_expiry(), delivery_order_id=OuterRef("pk"))
     return list(
         DeliveryOrder.objects.filter(expiration_date__lt=today)
         .filter(Exists(pending))
         .order_by("pk")
-        .values_list("pk", flat=True)
+        .values_list("pk", "expiration_date")
     )
 
 
@@ -101,21 +105,23 @@ def _moments(pks_by_date: dict[dt.date, list[int]]) -> Case:
     )
 
 
-def _expire_batch(today: dt.date, size: int, order_pk: int) -> tuple[int, int, int]:
-    """Expire one batch of one order; (entitlements expired, URL statuses expired,
+def _expire_batch(size: int, order_pk: int, expiration_date: dt.date) -> tuple[int, int, int]:
+    """Expire one batch of one expired order; (entitlements expired, URL statuses expired,
     entitlements seen)."""
     now = timezone.now()
     with transaction.atomic():
         rows = list(
             # NO KEY UPDATE: see confirmations/services/apply.py (deferred FK checks of
             # StatusEvents inserted by a concurrent delivery take KEY SHARE at commit).
-            # One order by equality: the partial index then yields its rows in id order and
-            # the LIMIT stops the scan.
-            Entitlement.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
-            .filter(_needs_expiry("pk"), delivery_order_id=order_pk)
-            .filter(delivery_order__expiration_date__lt=today)
-            .order_by("id")
-            .values_list("id", "status", "delivery_order__expiration_date")[:size]
+            # One order by equality, no join and no ORDER BY (SKIP LOCKED never waits, so
+            # the lock order does not matter): the scan of the partial index stops at LIMIT.
+            (pk, status, expiration_date)
+            for pk, status in Entitlement.objects.select_for_update(
+                skip_locked=True, of=("self",), no_key=True
+            )
+            .filter(_needs_expiry(), delivery_order_id=order_pk)
+            .order_by()
+            .values_list("id", "status")[:size]
         )
         if not rows:
             return 0, 0, 0
