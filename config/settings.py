@@ -102,6 +102,12 @@ if os.environ.get("DATABASE_URL"):
             conn_health_checks=True,
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # JIT compiles for 100+ ms per query above jit_above_cost, more than the hub's short
+        # OLTP queries take (docs/operations.md, "Indexes and JIT"); DATABASE_JIT=on restores it.
+        jit = "on" if os.environ.get("DATABASE_JIT", "").lower() in {"on", "1", "true"} else "off"
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c jit={jit}".strip()
 else:
     HUB_DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

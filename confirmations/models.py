@@ -109,6 +109,10 @@ class Confirmation(models.Model):
                 condition=Q(state="pending"),
                 name="confirmation_pending_idx",
             ),
+            # The apply worker claims the pending backlog in id order.
+            models.Index(
+                fields=["id"], condition=Q(state="pending"), name="confirmation_pending_id_idx"
+            ),
             models.Index(
                 fields=["entitlement", "processed_timestamp"], name="confirmation_replay_idx"
             ),
