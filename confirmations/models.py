@@ -104,14 +104,11 @@ class Confirmation(models.Model):
             ),
         ]
         indexes = [
+            # The apply worker's claim (oldest first) and the sweep read pending rows by it.
             models.Index(
                 fields=["received_at"],
                 condition=Q(state="pending"),
                 name="confirmation_pending_idx",
-            ),
-            # The apply worker claims the pending backlog in id order.
-            models.Index(
-                fields=["id"], condition=Q(state="pending"), name="confirmation_pending_id_idx"
             ),
             models.Index(
                 fields=["entitlement", "processed_timestamp"], name="confirmation_replay_idx"
