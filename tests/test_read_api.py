@@ -376,7 +376,7 @@ def test_constant_number_of_queries_whatever_the_size(auth_client, registry):
         counts[n] = count_queries(auth_client("oost-seller"), order.delivery_order_id)
     assert [size for _, size in counts.values()] == [1, 100, 5000]
     assert len({queries for queries, _ in counts.values()}) == 1, counts
-    # token + party, orders, entitlements, URL statuses
+    # token + party, orders, SET LOCAL jit, the entitlements with their URL statuses
     assert counts[1][0] == 5, counts
 
 

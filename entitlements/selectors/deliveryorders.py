@@ -10,18 +10,21 @@ caller with several scopes sees the union:
 
 Activation codes are shown only on orders seen through the seller or licensor rule.
 
-The answer is built for very large orders: a fixed number of queries whatever the size (one
-for the orders, one streamed for the entitlements, one streamed for their URL statuses,
-merged in order), rows read as tuples in chunks through a server-side cursor, never as model
-instances.
+The answer is built for very large orders: a fixed number of queries whatever the size, read
+in chunks through a server-side cursor, never as model instances. On PostgreSQL one query
+(after the one for the orders) has the database write each entitlement's JSON text
+(``entitlement_json``), so the web process only joins text; elsewhere (the embedded SQLite)
+the documents are built in Python from two streamed queries (``entitlement_documents``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db import connection, transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 
 from aanspraak.choices import Scope
@@ -215,3 +218,82 @@ def _order_head(order: VisibleOrder) -> dict:
         activation_until_date=order.activation_until_date,
         expiration_date=order.expiration_date,
     )
+
+
+def entitlement_json(orders: list[VisibleOrder]) -> Iterator[list[str]]:
+    """The seed-002 Entitlement objects of ``orders`` as JSON texts, lazily, in chunks of at
+    most CHUNK_SIZE, in the order of ``entitlement_documents`` and parsing to exactly its
+    documents.
+
+    On PostgreSQL one streamed query builds the texts (``_ENTITLEMENT_JSON_SQL``); elsewhere
+    ``entitlement_documents`` is encoded here.
+    """
+    if connection.vendor != "postgresql":
+        yield from _encoded_chunks(entitlement_documents(orders))
+        return
+    heads = [json.dumps(_order_head(order), separators=(",", ":"))[1:-1] for order in orders]
+    params = [
+        [order.pk for order in orders],
+        heads,
+        [order.show_activation_codes for order in orders],
+    ]
+    # In a transaction: the cursor streams the rows as they are fetched (a cursor WITH HOLD
+    # would first copy the whole answer on the server), and SET LOCAL can turn JIT off for
+    # it: the planner's cost of a large order passes jit_above_cost, and compiling the
+    # per-row expressions takes longer (seconds) than running them. No savepoint inside an
+    # outer transaction: nothing here is written.
+    with transaction.atomic(savepoint=False):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off")
+        with connection.chunked_cursor() as cursor:
+            cursor.execute(_ENTITLEMENT_JSON_SQL, params)
+            while rows := cursor.fetchmany(CHUNK_SIZE):
+                yield [text for (text,) in rows]
+
+
+def _encoded_chunks(documents: Iterator[dict]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for document in documents:
+        chunk.append(json.dumps(document, separators=(",", ":")))
+        if len(chunk) >= CHUNK_SIZE:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# Each entitlement's JSON text in the seed's field order, parsing to what
+# ``entitlement_documents`` builds: the order's fields come in as a parameter (written once per
+# order in Python); optional fields without a value are left out (the key sits inside the
+# COALESCE/CASE), never null; date-times as ``rfc3339`` (UTC, sub-seconds cut, Z). Type and
+# status values are written without escaping: check constraints keep them to the enums' plain
+# words. The URL statuses are a correlated subquery per entitlement, so that an index led by
+# the URL status's entitlement (urlstatus_unique) serves them and only the order's rows are
+# read. One statement: the URL statuses are of the same snapshot as their entitlements.
+_ENTITLEMENT_JSON_SQL = f"""
+SELECT '{{"entitlementId":"' || e.entitlement_id::text || '",' || h.head
+    || CASE WHEN e.end_date IS NULL THEN '' ELSE ',"endDate":' || to_json(e.end_date) END
+    || ',"entitlementType":"' || e.entitlement_type || '"'
+    || COALESCE(',"entitlementSpecification":' || NULLIF(NULLIF(
+            CASE WHEN h.codes OR jsonb_typeof(e.specification) <> 'object' THEN e.specification
+                 ELSE e.specification - 'activationCode' END,
+            'null'::jsonb), '{{}}'::jsonb)::text, '')
+    || ',"entitlementStatus":"' || e.status || '"'
+    || COALESCE(',"urlStatuses":[' || NULLIF(array_to_string(ARRAY(
+            SELECT '{{"portal":' || COALESCE(to_json(p.portal_id)::text, 'null')
+                || ',"urlStatus":"' || u.status || '"}}'
+            FROM {EntitlementUrlStatus._meta.db_table} u
+            JOIN {Party._meta.db_table} p ON p.id = u.portal_id
+            WHERE u.entitlement_id = e.id
+            ORDER BY p.portal_id), ','), '') || ']', '')
+    -- to_json writes a timestamp as ISO 8601 whatever the DateStyle: 2026-08-02T07:30:15
+    || ',"dateCreated":'
+    || left(to_json(date_trunc('second', e.date_created AT TIME ZONE 'UTC'))::text, -1)
+    || 'Z","dateLastModified":'
+    || left(to_json(date_trunc('second', e.date_last_modified AT TIME ZONE 'UTC'))::text, -1)
+    || 'Z"}}'
+FROM {Entitlement._meta.db_table} e
+JOIN unnest(%s::bigint[], %s::text[], %s::boolean[]) AS h(order_pk, head, codes)
+    ON h.order_pk = e.delivery_order_id
+ORDER BY e.delivery_order_id, e.id
+"""  # noqa: S608 (table names from the models; values are parameters)
