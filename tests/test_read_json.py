@@ -189,6 +189,25 @@ def test_the_url_statuses_are_read_through_the_index_on_their_entitlement(regist
     assert f"Seq Scan on {table}" not in plan, plan
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_closed_early_ends_its_query_and_transaction(registry, make_token):
+    """A client that goes away mid-answer: the streamed query is stopped and its transaction
+    ended at once, and the connection serves the next request."""
+    from rest_framework.test import APIClient
+
+    order = make_order(registry, 3 * CHUNK_SIZE, with_messages=False)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token('oost-seller')}")
+    response = client.get(f"/entitlements/deliveryorder/{order.delivery_order_id}")
+    chunks = iter(response.streaming_content)
+    assert next(chunks) == b"["
+    assert next(chunks).startswith(b'{"entitlementId"')
+    assert connection.in_atomic_block  # the query is being read
+    response.close()
+    assert not connection.in_atomic_block and connection.get_autocommit()
+    assert Entitlement.objects.filter(delivery_order=order).count() == 3 * CHUNK_SIZE
+
+
 SQLITE_SCRIPT = """
 import datetime as dt, json
 from django.test import Client as HttpClient

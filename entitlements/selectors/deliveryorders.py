@@ -10,21 +10,24 @@ caller with several scopes sees the union:
 
 Activation codes are shown only on orders seen through the seller or licensor rule.
 
-The answer is built for very large orders: a fixed number of queries whatever the size, read
-in chunks through a server-side cursor, never as model instances. On PostgreSQL one query
-(after the one for the orders) has the database write each entitlement's JSON text
-(``entitlement_json``), so the web process only joins text; elsewhere (the embedded SQLite)
-the documents are built in Python from two streamed queries (``entitlement_documents``).
+The answer is built for very large orders: a fixed number of queries whatever the size, rows
+streamed in chunks, never as model instances. On PostgreSQL one streamed query (after the one
+for the orders) has the database write each entitlement's JSON text (``entitlement_json``),
+so the web process only joins text; elsewhere (the embedded SQLite) the documents are built
+in Python from two chunked queries (``entitlement_documents``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
+import psycopg
 from django.db import connection, transaction
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 
 from aanspraak.choices import Scope
@@ -220,7 +223,7 @@ def _order_head(order: VisibleOrder) -> dict:
     )
 
 
-def entitlement_json(orders: list[VisibleOrder]) -> Iterator[list[str]]:
+def entitlement_json(orders: list[VisibleOrder]) -> Generator[list[str], None, None]:
     """The seed-002 Entitlement objects of ``orders`` as JSON texts, lazily, in chunks of at
     most CHUNK_SIZE, in the order of ``entitlement_documents`` and parsing to exactly its
     documents.
@@ -229,7 +232,8 @@ def entitlement_json(orders: list[VisibleOrder]) -> Iterator[list[str]]:
     ``entitlement_documents`` is encoded here.
     """
     if connection.vendor != "postgresql":
-        yield from _encoded_chunks(entitlement_documents(orders))
+        documents = entitlement_documents(orders)
+        yield from _chunks(json.dumps(d, separators=(",", ":")) for d in documents)
         return
     heads = [json.dumps(_order_head(order), separators=(",", ":"))[1:-1] for order in orders]
     params = [
@@ -237,24 +241,32 @@ def entitlement_json(orders: list[VisibleOrder]) -> Iterator[list[str]]:
         heads,
         [order.show_activation_codes for order in orders],
     ]
-    # In a transaction: the cursor streams the rows as they are fetched (a cursor WITH HOLD
-    # would first copy the whole answer on the server), and SET LOCAL can turn JIT off for
-    # it: the planner's cost of a large order passes jit_above_cost, and compiling the
-    # per-row expressions takes longer (seconds) than running them. No savepoint inside an
-    # outer transaction: nothing here is written.
-    with transaction.atomic(savepoint=False):
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL jit = off")
-        with connection.chunked_cursor() as cursor:
-            cursor.execute(_ENTITLEMENT_JSON_SQL, params)
-            while rows := cursor.fetchmany(CHUNK_SIZE):
-                yield [text for (text,) in rows]
+    # In a transaction so that SET LOCAL can turn JIT off for this query: the planner's cost
+    # of a large order passes jit_above_cost, and compiling the per-row expressions takes
+    # longer (seconds) than running them. No savepoint inside an outer transaction: nothing
+    # here is written (and the view streams after the request's own transaction, if any).
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        yield from _chunks(_stream(cursor, _ENTITLEMENT_JSON_SQL, params))
 
 
-def _encoded_chunks(documents: Iterator[dict]) -> Iterator[list[str]]:
+def _stream(cursor: CursorWrapper, sql: str, params: list) -> Iterator[str]:
+    """The first column of ``sql``'s rows as PostgreSQL sends them (psycopg's ``stream``, in
+    libpq's chunked mode where it has it): unlike a server-side cursor, the database keeps
+    writing while the view sends, with no round trip per chunk and no copy kept on the
+    server; the socket's buffer bounds what waits. Logged like ``execute`` (Django's cursor
+    wrapper has no ``stream``), so query counts and logs see it."""
+    size = CHUNK_SIZE if psycopg.pq.version() >= 170000 else 1
+    logged = cursor.debug_sql(sql, params) if isinstance(cursor, CursorDebugWrapper) else None
+    with logged or nullcontext(), cursor.db.wrap_database_errors:
+        for (text,) in cursor.cursor.stream(sql, params, size=size):
+            yield text
+
+
+def _chunks(texts: Iterator[str]) -> Iterator[list[str]]:
     chunk: list[str] = []
-    for document in documents:
-        chunk.append(json.dumps(document, separators=(",", ":")))
+    for text in texts:
+        chunk.append(text)
         if len(chunk) >= CHUNK_SIZE:
             yield chunk
             chunk = []
