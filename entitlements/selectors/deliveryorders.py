@@ -41,8 +41,9 @@ from entitlements.models import (
     EntitlementUrlStatus,
 )
 
-# Rows fetched per round trip from the server-side cursors: large enough to amortise the
-# round trips, small enough that a chunk of rows stays a few megabytes.
+# Rows per chunk read from the database (a libpq result of the stream, a fetch of the chunked
+# reads on SQLite): large enough to amortise the per-chunk work, small enough that a chunk
+# stays a few megabytes.
 CHUNK_SIZE = 2000
 
 CONSENT_SCOPES = frozenset({Scope.ENTITLEMENT_PORTAL, Scope.ENTITLEMENT_DASHBOARD})
@@ -286,6 +287,7 @@ _ENTITLEMENT_JSON_SQL = f"""
 SELECT '{{"entitlementId":"' || e.entitlement_id::text || '",' || h.head
     || CASE WHEN e.end_date IS NULL THEN '' ELSE ',"endDate":' || to_json(e.end_date) END
     || ',"entitlementType":"' || e.entitlement_type || '"'
+    -- the stored jsonb, minus the code for callers that may not see it ("-" fails on a scalar)
     || COALESCE(',"entitlementSpecification":' || NULLIF(NULLIF(
             CASE WHEN h.codes OR jsonb_typeof(e.specification) <> 'object' THEN e.specification
                  ELSE e.specification - 'activationCode' END,
