@@ -376,9 +376,9 @@ def test_constant_number_of_queries_whatever_the_size(auth_client, registry):
         counts[n] = count_queries(auth_client("oost-seller"), order.delivery_order_id)
     assert [size for _, size in counts.values()] == [1, 100, 5000]
     assert len({queries for queries, _ in counts.values()}) == 1, counts
-    # token (with its client and party, one query: a new token, so not yet in the token
-    # cache, docs/api.md#authentication), orders, entitlements, URL statuses; it was 5 when
-    # the party was a query of its own
+    # the token with its client and party (one query: a new token, not yet in the token
+    # cache, docs/api.md#authentication), the visible orders, SET LOCAL jit, the
+    # entitlements with their URL statuses
     assert counts[1][0] == 4, counts
 
 

@@ -10,18 +10,24 @@ caller with several scopes sees the union:
 
 Activation codes are shown only on orders seen through the seller or licensor rule.
 
-The answer is built for very large orders: a fixed number of queries whatever the size (one
-for the orders, one streamed for the entitlements, one streamed for their URL statuses,
-merged in order), rows read as tuples in chunks through a server-side cursor, never as model
-instances.
+The answer is built for very large orders: a fixed number of queries whatever the size, rows
+streamed in chunks, never as model instances. On PostgreSQL one streamed query (after the one
+for the orders) has the database write each entitlement's JSON text (``entitlement_json``),
+so the web process only joins text; elsewhere (the embedded SQLite) the documents are built
+in Python from two chunked queries (``entitlement_documents``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import json
+from collections.abc import Generator, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 
+import psycopg
+from django.db import connection, transaction
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q, Value
 
 from aanspraak.choices import Scope
@@ -35,8 +41,9 @@ from entitlements.models import (
     EntitlementUrlStatus,
 )
 
-# Rows fetched per round trip from the server-side cursors: large enough to amortise the
-# round trips, small enough that a chunk of rows stays a few megabytes.
+# Rows per chunk read from the database (a libpq result of the stream, a fetch of the chunked
+# reads on SQLite): large enough to amortise the per-chunk work, small enough that a chunk
+# stays a few megabytes.
 CHUNK_SIZE = 2000
 
 CONSENT_SCOPES = frozenset({Scope.ENTITLEMENT_PORTAL, Scope.ENTITLEMENT_DASHBOARD})
@@ -215,3 +222,92 @@ def _order_head(order: VisibleOrder) -> dict:
         activation_until_date=order.activation_until_date,
         expiration_date=order.expiration_date,
     )
+
+
+def entitlement_json(orders: list[VisibleOrder]) -> Generator[list[str], None, None]:
+    """The seed-002 Entitlement objects of ``orders`` as JSON texts, lazily, in chunks of at
+    most CHUNK_SIZE, in the order of ``entitlement_documents`` and parsing to exactly its
+    documents.
+
+    On PostgreSQL one streamed query builds the texts (``_ENTITLEMENT_JSON_SQL``); elsewhere
+    ``entitlement_documents`` is encoded here.
+    """
+    if connection.vendor != "postgresql":
+        documents = entitlement_documents(orders)
+        yield from _chunks(json.dumps(d, separators=(",", ":")) for d in documents)
+        return
+    heads = [json.dumps(_order_head(order), separators=(",", ":"))[1:-1] for order in orders]
+    params = [
+        [order.pk for order in orders],
+        heads,
+        [order.show_activation_codes for order in orders],
+    ]
+    # In a transaction so that SET LOCAL can turn JIT off for this query: the planner's cost
+    # of a large order passes jit_above_cost, and compiling the per-row expressions takes
+    # longer (seconds) than running them. No savepoint inside an outer transaction: nothing
+    # here is written (and the view streams after the request's own transaction, if any).
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL jit = off")
+        yield from _chunks(_stream(cursor, _ENTITLEMENT_JSON_SQL, params))
+
+
+def _stream(cursor: CursorWrapper, sql: str, params: list) -> Iterator[str]:
+    """The first column of ``sql``'s rows as PostgreSQL sends them (psycopg's ``stream``, in
+    libpq's chunked mode where it has it): unlike a server-side cursor, the database keeps
+    writing while the view sends, with no round trip per chunk and no copy kept on the
+    server; the socket's buffer bounds what waits. Logged like ``execute`` (Django's cursor
+    wrapper has no ``stream``), so query counts and logs see it."""
+    size = CHUNK_SIZE if psycopg.pq.version() >= 170000 else 1
+    logged = cursor.debug_sql(sql, params) if isinstance(cursor, CursorDebugWrapper) else None
+    with logged or nullcontext(), cursor.db.wrap_database_errors:
+        for (text,) in cursor.cursor.stream(sql, params, size=size):
+            yield text
+
+
+def _chunks(texts: Iterator[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    for text in texts:
+        chunk.append(text)
+        if len(chunk) >= CHUNK_SIZE:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+# Each entitlement's JSON text in the seed's field order, parsing to what
+# ``entitlement_documents`` builds: the order's fields come in as a parameter (written once per
+# order in Python); optional fields without a value are left out (the key sits inside the
+# COALESCE/CASE), never null; date-times as ``rfc3339`` (UTC, sub-seconds cut, Z). Type and
+# status values are written without escaping: check constraints keep them to the enums' plain
+# words. The URL statuses are a correlated subquery per entitlement, so that an index led by
+# the URL status's entitlement (urlstatus_unique) serves them and only the order's rows are
+# read. One statement: the URL statuses are of the same snapshot as their entitlements.
+_ENTITLEMENT_JSON_SQL = f"""
+SELECT '{{"entitlementId":"' || e.entitlement_id::text || '",' || h.head
+    || CASE WHEN e.end_date IS NULL THEN '' ELSE ',"endDate":' || to_json(e.end_date) END
+    || ',"entitlementType":"' || e.entitlement_type || '"'
+    -- the stored jsonb, minus the code for callers that may not see it ("-" fails on a scalar)
+    || COALESCE(',"entitlementSpecification":' || NULLIF(NULLIF(
+            CASE WHEN h.codes OR jsonb_typeof(e.specification) <> 'object' THEN e.specification
+                 ELSE e.specification - 'activationCode' END,
+            'null'::jsonb), '{{}}'::jsonb)::text, '')
+    || ',"entitlementStatus":"' || e.status || '"'
+    || COALESCE(',"urlStatuses":[' || NULLIF(array_to_string(ARRAY(
+            SELECT '{{"portal":' || COALESCE(to_json(p.portal_id)::text, 'null')
+                || ',"urlStatus":"' || u.status || '"}}'
+            FROM {EntitlementUrlStatus._meta.db_table} u
+            JOIN {Party._meta.db_table} p ON p.id = u.portal_id
+            WHERE u.entitlement_id = e.id
+            ORDER BY p.portal_id), ','), '') || ']', '')
+    -- to_json writes a timestamp as ISO 8601 whatever the DateStyle: 2026-08-02T07:30:15
+    || ',"dateCreated":'
+    || left(to_json(date_trunc('second', e.date_created AT TIME ZONE 'UTC'))::text, -1)
+    || 'Z","dateLastModified":'
+    || left(to_json(date_trunc('second', e.date_last_modified AT TIME ZONE 'UTC'))::text, -1)
+    || 'Z"}}'
+FROM {Entitlement._meta.db_table} e
+JOIN unnest(%s::bigint[], %s::text[], %s::boolean[]) AS h(order_pk, head, codes)
+    ON h.order_pk = e.delivery_order_id
+ORDER BY e.delivery_order_id, e.id
+"""  # noqa: S608 (table names from the models; values are parameters)
