@@ -259,6 +259,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("HUB_LOG_LEVEL", "INFO")},
+    # httpx logs every request at INFO: one line per outbound message. Every attempt is
+    # recorded in the database (DeliveryAttempt) already; failures are logged by dispatch.
+    "loggers": {"httpx": {"level": os.environ.get("HUB_HTTPX_LOG_LEVEL", "WARNING")}},
 }
 
 # --- Outbound delivery, intake and expiry (entitlements.dispatch, aanspraak.outbound) --------
