@@ -18,15 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``."""
+def wait_for(
+    predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition", state=None
+):
+    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``,
+    with ``state()`` (what the system looked like) in the message when given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    described = f"; state: {state()}" if state else ""
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{described}")
 
 
 def free_port() -> int:

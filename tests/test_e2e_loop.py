@@ -144,6 +144,26 @@ def assert_each_confirmation_applied_once():
     assert not Confirmation.objects.filter(state="pending").exists()
 
 
+def hub_state() -> dict:
+    """What a timed-out wait should show: where the order's rows are stuck."""
+    from django.db.models import Count
+
+    def counts(queryset, *fields):
+        return {
+            "/".join(str(row[f]) for f in fields): row["n"]
+            for row in queryset.values(*fields).annotate(n=Count("pk"))
+        }
+
+    return {
+        "messages": counts(OutboundMessage.objects.all(), "kind", "state", "attempt_count"),
+        "confirmations": counts(Confirmation.objects.all(), "kind", "state"),
+        "reasons": list(
+            Confirmation.objects.exclude(reason="").values_list("reason", flat=True)[:5]
+        ),
+        "events": StatusEvent.objects.count(),
+    }
+
+
 def test_order_to_entitled_and_processed(chain, hub_server):
     chain()
     seller = token(hub_server.url, "oost-seller")
@@ -155,7 +175,9 @@ def test_order_to_entitled_and_processed(chain, hub_server):
         statuses, urls = summary(read_order(hub_server.url, dashboard, "E2E-1"))
         return statuses == Counter(entitled=STUDENTS) and urls == Counter(processed=STUDENTS)
 
-    wait_for(settled, timeout=90, interval=0.5, what="order entitled and processed")
+    wait_for(
+        settled, timeout=90, interval=0.5, what="order entitled and processed", state=hub_state
+    )
     assert not OutboundMessage.objects.exclude(state="delivered").exists()
     assert_each_confirmation_applied_once()
     assert Confirmation.objects.filter(state="applied").count() == 2 * STUDENTS
@@ -175,7 +197,9 @@ def test_with_30_percent_of_deliveries_failing_everything_arrives_once(chain, hu
             and not OutboundMessage.objects.exclude(state="delivered").exists()
         )
 
-    wait_for(settled, timeout=120, interval=0.5, what="order settled despite failures")
+    wait_for(
+        settled, timeout=120, interval=0.5, what="order settled despite failures", state=hub_state
+    )
     # Failures happened and were retried.
     assert DeliveryAttempt.objects.filter(http_status=503).exists()
     assert registry.counters()["failed_on_purpose"] + portal.counters()["failed_on_purpose"] > 0
