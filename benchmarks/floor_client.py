@@ -1,6 +1,6 @@
 """The outbound floor: httpx with keep-alive and a fixed number of requests in flight,
 sending recorded request bodies to the loopback party server, as the hub's dispatch does
-for one recipient (docs/performance.md, "Floors").
+for one recipient (docs/performance.md, "The scenarios and their floors").
 
     python -m benchmarks.floor_client --base-url http://127.0.0.1:9100 --requests FILE \
         --concurrency 16

@@ -675,7 +675,7 @@ def hub_queries() -> list[tuple[str, object, str]]:
     from entitlements import dispatch
     from entitlements.api.read import stream_json_array
     from entitlements.models import DeliveryOrder, OutboundMessage
-    from entitlements.selectors.deliveryorders import entitlement_documents, visible_orders
+    from entitlements.selectors.deliveryorders import entitlement_json, visible_orders
     from entitlements.selectors.usage import hub_statuses, hub_usage
     from entitlements.services import enrollment, expiry
     from entitlements.services.intake import receive_delivery_order
@@ -697,7 +697,7 @@ def hub_queries() -> list[tuple[str, object, str]]:
 
     def get_order():
         orders = visible_orders(seller, frozenset({Scope.ENTITLEMENT_SELLER}), BIG_ORDER_ID)
-        for _chunk in stream_json_array(entitlement_documents(orders)):
+        for _chunk in stream_json_array(entitlement_json(orders)):
             pass
 
     def expiry_batch():

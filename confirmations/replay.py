@@ -22,7 +22,7 @@ class Event(NamedTuple):
     """One input of the fold: an accepted confirmation or activation, or the expiry.
 
     A named tuple, not a dataclass: a batch folds thousands and construction was a visible
-    share of the worker's profile (docs/perf-notes-apply.md)."""
+    share of the worker's profile (docs/performance.md, "P3: the apply worker")."""
 
     effective_at: dt.datetime
     ref: str  # entitlementReceiveId / initialActivationReferenceId ("" for expiry)

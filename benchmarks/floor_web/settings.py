@@ -1,6 +1,6 @@
 """Settings of the web floor: the least a Django view can do for a durable write, run under
 the hub's own gunicorn configuration against the benchmark's database (see
-docs/performance.md, "Floors")."""
+docs/performance.md, "The scenarios and their floors")."""
 
 import os
 

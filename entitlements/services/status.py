@@ -6,7 +6,7 @@ set-based: one UPDATE for the entitlements' statuses (and one for activation-cod
 when any changed), one for the URL statuses, one INSERT for the events, whatever the number
 of rows. The rows are plain values (``LockedEntitlement``, ``LockedUrlStatus``), not model
 instances: building and diffing ORM objects dominated the worker's profile
-(docs/perf-notes-apply.md).
+(docs/performance.md, "P3: the apply worker").
 """
 
 from __future__ import annotations
