@@ -2,7 +2,8 @@
 
 Each scenario function takes the running :class:`Bench` and returns :class:`Figure` rows
 (the median of ``bench.runs`` runs) and the latency distributions for the plot. What each
-floor is, and why it is the right one, is written in docs/performance.md ("The scenarios and their floors").
+floor is, and why it is the right one: docs/performance.md, "The scenarios and their
+floors".
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ Per batch, in one transaction:
    statements, ``entitlements.services.status``).
 
 Rows are read as plain values (``values_list``), never as model instances: per-row ORM
-objects and ``bulk_update``'s CASE expressions were most of the time (docs/performance.md, "P3: the apply worker").
+objects and ``bulk_update``'s CASE expressions were most of the time (docs/performance.md,
+"P3: the apply worker").
 """
 
 from __future__ import annotations
