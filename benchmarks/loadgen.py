@@ -213,6 +213,11 @@ async def paced_requests(
     """Send ``requests`` at ``rate`` per second (open loop: a slow answer does not slow the
     sending); ``on_answer(index, status, answered_at)`` is called for each. Returns (errors,
     seconds it took to send them all)."""
+    import resource
+
+    # An open loop keeps a connection per unanswered request: allow as many as the system does.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     errors = 0
     started = time.perf_counter()
     tasks = []

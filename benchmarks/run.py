@@ -66,6 +66,7 @@ def main() -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     figures: list = []
     bench = None
+    description = ""
     try:
         import django
 
@@ -102,6 +103,7 @@ def main() -> int:
             quick=args.quick,
         )
         figures = run_scenarios(bench, wanted)
+        description = machine()  # before the database is dropped
     except KeyboardInterrupt:
         print("interrupted: stopping everything", file=sys.stderr)
         return 130
@@ -113,7 +115,7 @@ def main() -> int:
         print(note)
     if not args.no_docs and figures and bench:
         plot(bench.distributions)
-        write_docs(table, bench.notes, wanted, runs, args.quick)
+        write_docs(table, bench.notes, wanted, runs, args.quick, description)
     return 0 if all(f.ok for f in figures) else 1
 
 
@@ -224,24 +226,26 @@ def machine() -> str:
     except (OSError, ValueError, IndexError):
         pass
     load = os.getloadavg()
-    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+    with psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn:
         server = conn.info.server_version
     return (
         f"{platform.machine()}, {os.cpu_count()} cores ({cpu}){memory}; Linux "
         f"{platform.release()}; Python {platform.python_version()}; PostgreSQL "
-        f"{server // 10000}.{server % 10000}; load average at the end "
+        f"{server // 10000}.{server % 10000}; load average at the end of the run "
         f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
     )
 
 
-def write_docs(table: str, notes: list[str], wanted: list[str], runs: int, quick: bool) -> None:
+def write_docs(
+    table: str, notes: list[str], wanted: list[str], runs: int, quick: bool, description: str
+) -> None:
     command = "make bench" + (f" BENCH_ARGS='--only {','.join(wanted)}'" if wanted else "")
     text = "\n".join(
         [
             START,
             f"Measured {dt.date.today().isoformat()} by `{command}`"
             + (" (quick mode: NOT the reference figures)" if quick else "")
-            + f", median of {runs} run{'s' if runs > 1 else ''} per figure, on {machine()}.",
+            + f", median of {runs} run{'s' if runs > 1 else ''} per figure, on {description}.",
             "",
             table,
             "",

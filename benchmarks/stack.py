@@ -295,12 +295,12 @@ def install_exit_handlers() -> None:
 # --- where the CPU goes -------------------------------------------------------------------------
 
 
-def cpu_seconds_by_command() -> dict[str, float]:
-    """CPU seconds used so far by every process on the machine, summed per command name
-    (``postgres``, ``gunicorn``, ``celery``, ``wrk``, ...). The difference of two readings
+def cpu_seconds_by_command() -> dict[tuple[int, str], float]:
+    """CPU seconds used so far by every process on the machine, by (pid, command name)
+    (``postgres``, ``gunicorn``, ``celery``, ``wrk``, ...). ``cpu_shares`` of two readings
     shows where a scenario's time went."""
     tick = os.sysconf("SC_CLK_TCK")
-    totals: dict[str, float] = {}
+    totals: dict[tuple[int, str], float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
@@ -309,15 +309,20 @@ def cpu_seconds_by_command() -> dict[str, float]:
         name = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
         # utime and stime are fields 14 and 15 of proc(5); 12 and 13 after the name.
-        used = (int(fields[11]) + int(fields[12])) / tick
-        totals[name] = totals.get(name, 0.0) + used
+        totals[(int(stat.parent.name), name)] = (int(fields[11]) + int(fields[12])) / tick
     return totals
 
 
-def cpu_shares(before: dict[str, float], after: dict[str, float], top: int = 5) -> str:
-    """``gunicorn 61 %, postgres 27 %, ...`` of the CPU used between two readings."""
-    used = {name: after[name] - before.get(name, 0.0) for name in after}
-    used = {name: seconds for name, seconds in used.items() if seconds > 0}
+def cpu_shares(
+    before: dict[tuple[int, str], float], after: dict[tuple[int, str], float], top: int = 5
+) -> str:
+    """``gunicorn 61 %, postgres 27 %, ...`` of the CPU used between two readings, per
+    command name. A process started in between counts whole; one that ended is missed."""
+    used: dict[str, float] = {}
+    for key, seconds in after.items():
+        delta = seconds - before.get(key, 0.0)
+        if delta > 0:
+            used[key[1]] = used.get(key[1], 0.0) + delta
     total = sum(used.values()) or 1.0
     ranked = sorted(used.items(), key=lambda item: -item[1])[:top]
     return ", ".join(f"{name} {100 * seconds / total:.0f} %" for name, seconds in ranked)

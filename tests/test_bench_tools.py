@@ -71,7 +71,9 @@ def test_floor_client_sends_every_recorded_request_with_keep_alive(party, tmp_pa
 
 
 def test_cpu_shares_rank_the_commands_that_used_the_cpu():
-    before = {"postgres": 1.0, "gunicorn": 2.0}
-    after = {"postgres": 4.0, "gunicorn": 3.0, "wrk": 1.0}
+    before = {(10, "postgres"): 1.0, (11, "gunicorn"): 2.0, (12, "postgres"): 5.0}
+    # pid 12 ended (missed), pid 13 started in between (counts whole)
+    after = {(10, "postgres"): 3.0, (11, "gunicorn"): 3.0, (13, "postgres"): 1.0,
+             (14, "wrk"): 1.0}  # fmt: skip
     assert cpu_shares(before, after) == "postgres 60 %, gunicorn 20 %, wrk 20 %"
     assert cpu_seconds_by_command()  # this machine's processes can be read
