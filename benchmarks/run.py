@@ -12,6 +12,7 @@ docs/performance-latency.png.
     python -m benchmarks.run --only P1,P2    # some of them
     python -m benchmarks.run --quick         # shorter loads and smaller orders, 1 run
     python -m benchmarks.run --no-docs       # print only
+    python -m benchmarks.run --scale [--factor 0.05] [--write-docs]   # P7, benchmarks/scale.py
 """
 
 from __future__ import annotations
@@ -34,6 +35,14 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/12"
 
 
 def main() -> int:
+    if "--scale" in sys.argv[1:]:
+        # P7: the national school start built by SQL and the hub's queries explained.
+        from benchmarks import scale
+
+        rest = [arg for arg in sys.argv[1:] if arg != "--scale"]
+        if not any(arg.startswith("--dsn-db") for arg in rest):
+            rest += ["--dsn-db", "aanspraak_scale_bench"]
+        return scale.main(rest)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated scenarios, e.g. P1,P2")
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (3)")
