@@ -184,59 +184,79 @@ def concurrent_queries(
 # --- the paced (open-loop) client -------------------------------------------------------------
 
 
-async def _send(host: str, port: int, raw: bytes) -> int:
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(raw)
-        await writer.drain()
-        status_line = await reader.readline()
-        # Read the rest so the server can close cleanly; the bodies here are empty or short.
-        await reader.read()
-        return int(status_line.split()[1]) if status_line else 0
-    finally:
-        writer.close()
+async def _read_answer(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 answer off a kept-alive connection; its status."""
+    status_line = await reader.readline()
+    if not status_line:
+        raise ConnectionError("closed")
+    length, chunked = 0, False
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+        elif name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if chunked:
+        while (size := int((await reader.readline()).split(b";")[0], 16)) > 0:
+            await reader.readexactly(size + 2)
+        await reader.readline()
+    elif length:
+        await reader.readexactly(length)
+    return int(status_line.split()[1])
 
 
-def http_request(method: str, host: str, port: int, path: str, token: str, body: bytes) -> bytes:
-    """A raw HTTP/1.1 request that closes its connection after the answer."""
+def http_request(host: str, port: int, path: str, token: str, body: bytes) -> bytes:
+    """A raw keep-alive HTTP/1.1 PUT."""
     head = (
-        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
+        f"PUT {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
 
 async def paced_requests(
-    host: str, port: int, requests: list[bytes], rate: float, on_answer
+    host: str, port: int, requests: list[bytes], rate: float, on_answer, connections: int = 64
 ) -> tuple[int, float]:
     """Send ``requests`` at ``rate`` per second (open loop: a slow answer does not slow the
-    sending); ``on_answer(index, status, answered_at)`` is called for each. Returns (errors,
-    seconds it took to send them all)."""
-    import resource
-
-    # An open loop keeps a connection per unanswered request: allow as many as the system does.
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    pacing; a request waits only for a free connection) over ``connections`` kept-alive
+    connections (a connection per request runs out of loopback ports at this rate);
+    ``on_answer(index, status, answered_at)`` is called for each. Returns (errors, seconds
+    it took to send them all)."""
+    queue: asyncio.Queue = asyncio.Queue()
     errors = 0
-    started = time.perf_counter()
-    tasks = []
 
-    async def one(index: int, raw: bytes) -> None:
+    async def connection() -> None:
         nonlocal errors
-        try:
-            status = await _send(host, port, raw)
-        except OSError:
+        reader = writer = None
+        while (item := await queue.get()) is not None:
+            index, raw = item
             status = 0
-        if status != 202:
-            errors += 1
-        on_answer(index, status, time.perf_counter())
+            for _attempt in range(2):  # the server may have closed an idle connection
+                try:
+                    if writer is None:
+                        reader, writer = await asyncio.open_connection(host, port)
+                    writer.write(raw)
+                    await writer.drain()
+                    status = await _read_answer(reader)
+                    break
+                except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
+                    if writer is not None:
+                        writer.close()
+                    reader = writer = None
+            if status != 202:
+                errors += 1
+            on_answer(index, status, time.perf_counter())
+        if writer is not None:
+            writer.close()
 
+    workers = [asyncio.create_task(connection()) for _ in range(connections)]
+    started = time.perf_counter()
     for index, raw in enumerate(requests):
-        due = started + index / rate
-        delay = due - time.perf_counter()
+        delay = started + index / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(index, raw)))
-    await asyncio.gather(*tasks)
+        queue.put_nowait((index, raw))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
     return errors, time.perf_counter() - started

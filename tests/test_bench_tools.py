@@ -77,3 +77,20 @@ def test_cpu_shares_rank_the_commands_that_used_the_cpu():
              (14, "wrk"): 1.0}  # fmt: skip
     assert cpu_shares(before, after) == "postgres 60 %, gunicorn 20 %, wrk 20 %"
     assert cpu_seconds_by_command()  # this machine's processes can be read
+
+
+def test_paced_client_keeps_its_connections_alive_and_counts_every_answer(party):
+    import asyncio
+
+    from benchmarks.loadgen import http_request, paced_requests
+
+    host, port = "127.0.0.1", party.port
+    requests = [http_request(host, port, "/hub/confirm", "t", b'{"n": %d}' % i) for i in range(300)]
+    answers = {}
+    errors, took = asyncio.run(
+        paced_requests(host, port, requests, 600, lambda i, s, _at: answers.update({i: s}), 8)
+    )
+    assert errors == 0 and sorted(answers) == list(range(300))
+    assert set(answers.values()) == {202}
+    assert party.counts() == {"/hub": 300}
+    assert took >= 299 / 600  # paced, not as fast as possible
