@@ -21,33 +21,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 START, END = "<!-- intake-benchmark:start -->", "<!-- intake-benchmark:end -->"
 
-
-def bench_database_url(url: str) -> tuple[str, str, str]:
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/") + "_bench"
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    return urlunparse(parsed._replace(path="/" + name)), admin, name
-
-
-def recreate(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from benchmarks.stack import (  # noqa: E402 - after the path is set for a script run
+    bench_database_url,
+    drop_database,
+    recreate_database,
+)
 
 
 def body(n: int, order_id: str) -> dict:
@@ -83,7 +66,7 @@ def main() -> int:
         print("set DATABASE_URL to a PostgreSQL server (postgres://...)", file=sys.stderr)
         return 2
     bench_url, admin_url, name = bench_database_url(url)
-    recreate(admin_url, name)
+    recreate_database(admin_url, name)
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
@@ -97,7 +80,7 @@ def main() -> int:
 
         connections.close_all()
         if not args.keep_db:
-            drop(admin_url, name)
+            drop_database(admin_url, name)
 
 
 def run(args, name: str, admin_url: str) -> int:
