@@ -298,8 +298,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("HUB_MAX_REQUEST_BYTES", str(64
 HUB_APPLY_BATCH_SIZE = int(os.environ.get("HUB_APPLY_BATCH_SIZE", "500"))
 # Test only: seconds a worker waits inside a claimed batch (to kill it mid-batch).
 HUB_APPLY_BATCH_DELAY = float(os.environ.get("HUB_APPLY_BATCH_DELAY", "0"))
-# A wake-up of the workers is sent at most once per this many milliseconds while none has
-# been picked up yet (a Redis key, cleared when a worker starts applying).
+# After a batch that was not full a worker waits this long before its next claim, so that a
+# steady stream is applied in fewer, larger batches (docs/performance.md, P5).
+HUB_APPLY_GATHER_SECONDS = float(os.environ.get("HUB_APPLY_GATHER_SECONDS", "0.1"))
+# A wake-up of the workers is sent at most once per this many milliseconds while one is queued
+# or working (a Redis key, held by the working task, cleared before its last claim); also how
+# long a lost wake-up or a killed worker keeps further wake-ups back.
 HUB_WAKE_DEBOUNCE_MS = int(os.environ.get("HUB_WAKE_DEBOUNCE_MS", "5000"))
 # The sweep runs every INTERVAL seconds and wakes the workers when confirmations have been
 # pending for longer than AGE seconds (e.g. accepted while Redis was down).

@@ -5,19 +5,26 @@ after a crash finds the work done or rolled back), and the sweep only enqueues a
 """
 
 from celery import shared_task
+from django.conf import settings
 
 from .selectors.pending import has_overdue_pending
 from .services.apply import apply_all_pending
-from .services.wake import clear_wake, wake_workers
+from .services.wake import clear_wake, hold_wake, wake_another_worker
 
 
 @shared_task(name="confirmations.tasks.apply_pending")
 def apply_pending() -> int:
     """Apply pending confirmations in batches until none is left; the number claimed."""
-    clear_wake()  # before claiming: a confirmation committed from now on wakes us again
-    # A backlog larger than one batch wakes one more worker (debounced like the requests'
-    # wake-ups), which does the same: every idle worker process joins in, none is flooded.
-    return apply_all_pending(on_more=wake_workers)
+    # Holding the wake-up key while working, clearing it before the last claim: see
+    # services/wake.py. A backlog larger than one batch wakes one more worker, which does
+    # the same: every idle worker process joins in, none is flooded.
+    hold_wake()
+    return apply_all_pending(
+        on_more=wake_another_worker,
+        on_batch=hold_wake,
+        before_last_claim=clear_wake,
+        gather_seconds=settings.HUB_APPLY_GATHER_SECONDS,
+    )
 
 
 @shared_task(name="confirmations.tasks.sweep_pending")

@@ -426,6 +426,63 @@ def test_a_backlog_larger_than_a_batch_asks_for_one_more_worker_once(registry, o
     assert calls == [1]  # one batch held it all: nobody else is woken
 
 
+def test_a_confirmation_committed_before_the_release_is_taken_by_the_last_claim(registry, order):
+    """The wake-up protocol: the working task clears the key, then claims once more, so a
+    confirmation that arrived while the key was held (and so woke nobody) is still applied."""
+    first, second, _ = order.entitlements.order_by("id")
+    confirm(registry, first, "entitled")
+    events = []
+
+    def release():
+        events.append("release")
+        if events.count("release") == 1:
+            events.append("late")
+            confirm(registry, second, "entitled", rid="late")
+
+    total = apply_all_pending(on_batch=lambda: events.append("batch"), before_last_claim=release)
+    assert total == 2
+    assert outcome("late")[0] == "applied"
+    # batch, (empty claim) release + late, batch (the late one), (empty) release, (empty) stop
+    assert events == ["batch", "release", "late", "batch", "release"]
+
+
+def test_a_batch_that_was_not_full_waits_before_the_next_claim(registry, order, monkeypatch):
+    from confirmations.services import apply as apply_module
+
+    for e in order.entitlements.all():
+        confirm(registry, e, "entitled")
+    sleeps = []
+    monkeypatch.setattr(apply_module.time, "sleep", sleeps.append)
+    # a full batch of two, one not full (then the wait), the empty claim: one wait
+    assert apply_all_pending(batch_size=2, gather_seconds=0.25) == 3
+    assert sleeps == [0.25]
+
+
+def test_the_task_holds_the_wake_key_while_working_and_clears_it_before_stopping(
+    registry, ent, monkeypatch
+):
+    import redis
+    from django.conf import settings
+
+    from confirmations import tasks
+    from confirmations.services.wake import WAKE_KEY
+
+    r = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    r.delete(WAKE_KEY)
+    seen = []
+    real_hold = tasks.hold_wake
+
+    def hold():
+        real_hold()
+        seen.append(bool(r.exists(WAKE_KEY)))
+
+    monkeypatch.setattr(tasks, "hold_wake", hold)
+    confirm(registry, ent, "entitled")
+    assert tasks.apply_pending() == 1
+    assert seen == [True, True]  # at the start and after the batch: requests enqueue nothing
+    assert not r.exists(WAKE_KEY)  # stopped: the next commit wakes a worker again
+
+
 def test_the_portable_statements_give_the_same_result(registry, monkeypatch):
     """SQLite (the embedded default) takes executemany and plain IN lists instead of the
     PostgreSQL statements; run that path here and check it writes the same."""

@@ -44,9 +44,7 @@ from entitlements.services.status import (
     LockedEntitlement,
     LockedUrlStatus,
     TargetState,
-    pk_in,
     update_rows,
-    uuid_in,
     write_states,
 )
 from entitlements.statuses import (
@@ -84,12 +82,22 @@ QUARANTINE_REASON = (
 
 
 def apply_all_pending(
-    batch_size: int | None = None, on_more: Callable[[], object] | None = None
+    batch_size: int | None = None,
+    on_more: Callable[[], object] | None = None,
+    *,
+    on_batch: Callable[[], object] | None = None,
+    before_last_claim: Callable[[], object] | None = None,
+    gather_seconds: float = 0.0,
 ) -> int:
     """Apply batches until no unclaimed pending confirmation is left; the number decided.
 
     ``on_more`` is called once, after the first full batch: the backlog is larger than one
-    batch and another worker may share it (the task wakes one).
+    batch and another worker may share it (the task wakes one). ``on_batch`` is called after
+    every batch that claimed rows; ``before_last_claim`` when a claim found none, before one
+    more claim that decides whether to stop (the task's wake-up protocol, services/wake.py).
+    After a batch that was not full the loop waits ``gather_seconds``: under a steady stream
+    the next batch holds more confirmations, and a batch's cost is mostly fixed (its dozen
+    queries), so the worker keeps up with less CPU, at a latency of at most that wait.
 
     A batch that raises is retried one confirmation at a time, so one that cannot be applied
     is set aside (rejected, with a reason naming it) instead of blocking all others. A lost
@@ -97,6 +105,7 @@ def apply_all_pending(
     and the task is retried.
     """
     total = 0
+    last_claim = False
     while True:
         try:
             result = apply_pending_batch(batch_size)
@@ -107,10 +116,19 @@ def apply_all_pending(
             result = _apply_one_at_a_time(batch_size)
         total += result.claimed
         if not result.claimed:
-            return total
+            if before_last_claim is None or last_claim:
+                return total
+            before_last_claim()
+            last_claim = True
+            continue
+        last_claim = False
+        if on_batch is not None:
+            on_batch()
         if on_more is not None and result.full:
             on_more()
             on_more = None
+        if gather_seconds and not result.full:
+            time.sleep(gather_seconds)
 
 
 def _apply_one_at_a_time(batch_size: int | None) -> BatchResult:
@@ -342,7 +360,7 @@ def _check(batch: list[_Row]) -> tuple[list[_Row], dict[int, str]]:
             for request in map(
                 _Request._make,
                 OutboundMessage.objects.filter(
-                    kind=MessageKind.ENTITLEMENT_REQUEST, reference_id__in=uuid_in(wanted)
+                    kind=MessageKind.ENTITLEMENT_REQUEST, reference_id__any=wanted
                 ).values_list(*REQUEST_FIELDS),
             )
         }
@@ -361,7 +379,7 @@ def _check(batch: list[_Row]) -> tuple[list[_Row], dict[int, str]]:
             e.entitlement_id: e
             for e in map(
                 _Activated._make,
-                Entitlement.objects.filter(entitlement_id__in=uuid_in(wanted)).values_list(
+                Entitlement.objects.filter(entitlement_id__any=wanted).values_list(
                     *ACTIVATED_FIELDS
                 ),
             )
@@ -525,7 +543,7 @@ def _lock_entitlements(ids: list[int], skip_locked: bool) -> dict[int, tuple]:
     # deferred); FOR UPDATE would deadlock with a delivery that holds a URL status row and
     # commits its events.
     rows = (
-        Entitlement.objects.filter(pk__in=pk_in(ids))
+        Entitlement.objects.filter(pk__any=ids)
         .annotate(
             # The specification is only rewritten when an activation code's binding changes.
             code_specification=Case(
@@ -561,7 +579,7 @@ def _replay(accepted: list[_Row], now: dt.datetime) -> _Replayed:
         (u.entitlement_id, u.portal_id): u
         for u in map(
             lambda values: LockedUrlStatus(*values),
-            EntitlementUrlStatus.objects.filter(entitlement_id__in=pk_in(ids))
+            EntitlementUrlStatus.objects.filter(entitlement_id__any=ids)
             .select_for_update()
             .order_by("id")
             .values_list("id", "entitlement_id", "portal_id", "status", "status_changed_at"),
@@ -569,7 +587,7 @@ def _replay(accepted: list[_Row], now: dt.datetime) -> _Replayed:
     }
     delivered = set(
         OutboundMessage.objects.filter(
-            entitlement_id__in=pk_in(ids),
+            entitlement_id__any=ids,
             kind=MessageKind.ENTITLEMENT_REQUEST,
             state=MessageState.DELIVERED,
             proposed_url_status=UrlStatus.INITIALIZED,
@@ -616,7 +634,7 @@ def _replay(accepted: list[_Row], now: dt.datetime) -> _Replayed:
             recipient,
             state,
             reason,
-        ) in Confirmation.objects.filter(entitlement_id__in=pk_in(ids), state__in=ACCEPTED_STATES)
+        ) in Confirmation.objects.filter(entitlement_id__any=ids, state__in=ACCEPTED_STATES)
         .annotate(activation_body=_activation_body())
         .values_list(*EARLIER_FIELDS)
     ]

@@ -1,11 +1,14 @@
 """Waking the confirmation workers after a commit, debounced, never failing the request.
 
-A Redis key marks "a wake-up is queued and no worker has started on it yet". A request sets
-it (``SET NX``) and enqueues ``apply_pending`` only if it was not set; the task clears it
-before it claims anything. So a confirmation committed while the key is set is always seen
-by the queued task, and a burst of requests costs one broker message, not one per request.
-The key expires after ``HUB_WAKE_DEBOUNCE_MS`` in case that message is lost. If Redis or
-the broker is down nothing is enqueued; the periodic sweep applies the confirmation later.
+A Redis key marks "a worker will claim again after this moment": a task is queued, or one
+is working and has not yet made its last claim. A request sets it (``SET NX``) and enqueues
+``apply_pending`` only if it was not set. The working task holds it (``hold``, after every
+batch) and clears it (``release``) just before the claim after which it may stop. So a
+confirmation committed while the key is set is always seen by a claim, a burst of requests
+costs one broker message, not one per request, and a steady stream is taken by the task
+already working instead of a new task per burst (docs/performance.md, P5). The key expires
+after ``HUB_WAKE_DEBOUNCE_MS`` in case that message or that worker is lost. If Redis or the
+broker is down nothing is enqueued; the periodic sweep applies the confirmation later.
 
 The request itself never talks to Redis: ``request_wake`` (after the commit) pokes one waker
 thread per process, which runs ``wake_workers``. Each poke is followed by a ``SET NX`` that
@@ -68,8 +71,29 @@ def wake_workers() -> bool:
         return False
 
 
+def wake_another_worker() -> None:
+    """Enqueue one more ``apply_pending`` whatever the key says: a backlog larger than a batch
+    is shared by every idle worker process. Never raises."""
+    try:
+        current_app.send_task(APPLY_TASK, retry=False)
+    except Exception:  # the sweep and the working task still drain the backlog
+        log.warning("could not wake another confirmation worker", exc_info=True)
+
+
+def hold_wake() -> None:
+    """Called by a working task after each batch: requests need not enqueue another task,
+    as this one claims again."""
+    client = _redis()
+    if client is None:
+        return
+    try:
+        client.set(WAKE_KEY, "1", px=settings.HUB_WAKE_DEBOUNCE_MS)
+    except redis.RedisError:
+        log.warning("could not hold the wake-up key", exc_info=True)
+
+
 def clear_wake() -> None:
-    """Called by a worker before it claims confirmations: later commits wake it again."""
+    """Called by a worker before its last claim: commits from now on wake a worker again."""
     client = _redis()
     if client is None:
         return

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import connection, models
-from django.db.models.expressions import RawSQL
 
 from entitlements.models import Entitlement, EntitlementUrlStatus, StatusEvent
 from entitlements.statuses import ACTIVATION_CODE_TYPES, END_DATE_STATUSES
@@ -303,18 +302,3 @@ def _array_literal(values: Sequence) -> str:
     # A PostgreSQL array literal of plain values (integers, UUIDs): one string parameter, and
     # a constant the planner counts, where a JSON set would be guessed at 100 rows.
     return "{" + ",".join(map(str, values)) + "}"
-
-
-def pk_in(values: Sequence[int]):
-    """The right-hand side of an ``__in`` lookup over many integer keys: on PostgreSQL one
-    array parameter unnested on the server (see above), elsewhere the list itself."""
-    if connection.vendor != "postgresql":
-        return list(values)
-    return RawSQL("SELECT unnest(%s::bigint[])", [_array_literal(values)])
-
-
-def uuid_in(values: Sequence) -> object:
-    """Like ``pk_in``, for UUIDs (given as ``uuid.UUID`` or strings)."""
-    if connection.vendor != "postgresql":
-        return list(values)
-    return RawSQL("SELECT unnest(%s::uuid[])", [_array_literal(values)])

@@ -1,0 +1,35 @@
+"""``field__any=values``: membership in many keys as one array parameter.
+
+On PostgreSQL ``field = ANY('{1,2,3}'::bigint[])``: one string parameter (psycopg's
+client-side quoting of thousands of separate parameters was a fifth of the apply worker's
+time, docs/performance.md, P3), a constant whose length the planner counts, and a plan that
+does not depend on the table's statistics: an index scan, or at worst one pass with a hashed
+lookup. The ``IN (SELECT unnest(…))`` it replaces is a semi-join; when the statistics were
+stale (just after a school start's deliveries) the planner guessed one matching row and
+re-scanned the whole table once per key (0.3-0.9 s a batch, docs/performance.md, P5).
+Elsewhere (SQLite) it is Django's ``IN``.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import EmptyResultSet
+from django.db.models import Field, ForeignObject
+from django.db.models.lookups import In
+
+
+class AnyOf(In):
+    lookup_name = "any"
+
+    def as_postgresql(self, compiler, connection):
+        values = [value for value in self.rhs if value is not None]
+        if not values:
+            raise EmptyResultSet
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        db_type = self.lhs.output_field.db_type(connection)
+        literal = "{" + ",".join(map(str, values)) + "}"
+        return f"{lhs} = ANY(%s::{db_type}[])", (*lhs_params, literal)
+
+
+# Related fields keep lookups of their own: register on them too, for ``entitlement__any``.
+Field.register_lookup(AnyOf)
+ForeignObject.register_lookup(AnyOf)
