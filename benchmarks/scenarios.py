@@ -378,7 +378,10 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
     bench.notes.append(
         f"P2: {answered:,} confirmations answered 202 by the hub, {stored:,} stored "
         "(durable before the 202: none answered may be missing). Where the CPU went "
-        f"during the hub's first run: {cpu['hub']}; during the floor's: {cpu['floor']}."
+        f"during the hub's first run: {cpu['hub']}; during the floor's: {cpu['floor']}. "
+        "Runs in order (hub/floor req/s): "
+        + ", ".join(f"{h.rps:,.0f}/{f.rps:,.0f}" for h, f in zip(hub_runs, floor_runs, strict=True))
+        + "."
     )
     return [
         Figure("P2", "PUT req/s at 32 connections", hub_rps, floor_rps, "req/s",
