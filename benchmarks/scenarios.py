@@ -31,6 +31,7 @@ from .stack import (
     WebServer,
     Worker,
     cpu_seconds_by_command,
+    cpu_seconds_of,
     cpu_shares,
     wait_for,
 )
@@ -339,7 +340,7 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
         "Content-Type": "application/json",
     }
     duration = bench.seconds(30)
-    hub_runs, floor_runs, cpu = [], [], {}
+    hub_runs, floor_runs, cpu, cpu_ms = [], [], {}, {}
     for run in range(bench.runs):
         before = cpu_seconds_by_command()
         hub_runs.append(
@@ -354,6 +355,10 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
         )
         middle = cpu_seconds_by_command()
         cpu.setdefault("hub", cpu_shares(before, middle))
+        # The figure that does not move with the machine's other load: CPU per request.
+        cpu_ms.setdefault("hub", []).append(
+            1000 * cpu_seconds_of(before, middle, "gunicorn", "postgres") / hub_runs[-1].requests
+        )
         floor_runs.append(
             loadgen.wrk(
                 f"{bench.floor.url}/entitlements/confirmations",
@@ -364,7 +369,11 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
                 run_id=f"floor{run}-{uuid.uuid4().hex[:6]}",
             )
         )
-        cpu.setdefault("floor", cpu_shares(middle, cpu_seconds_by_command()))
+        after = cpu_seconds_by_command()
+        cpu.setdefault("floor", cpu_shares(middle, after))
+        cpu_ms.setdefault("floor", []).append(
+            1000 * cpu_seconds_of(middle, after, "gunicorn", "postgres") / floor_runs[-1].requests
+        )
     stored = bench.sql("SELECT count(*) FROM confirmations_confirmation")[0][0]
     answered = sum(r.requests - r.errors for r in hub_runs)
     bench.sql("TRUNCATE confirmations_confirmation, floor_web_floorconfirmation")
@@ -379,6 +388,8 @@ def p2_confirmations(bench: Bench, pk: int) -> list[Figure]:
         f"P2: {answered:,} confirmations answered 202 by the hub, {stored:,} stored "
         "(durable before the 202: none answered may be missing). Where the CPU went "
         f"during the hub's first run: {cpu['hub']}; during the floor's: {cpu['floor']}. "
+        f"CPU per request (web and database processes): hub "
+        f"{median(cpu_ms['hub']):.2f} ms, floor {median(cpu_ms['floor']):.2f} ms. "
         "Runs in order (hub/floor req/s): "
         + ", ".join(f"{h.rps:,.0f}/{f.rps:,.0f}" for h, f in zip(hub_runs, floor_runs, strict=True))
         + "."

@@ -313,6 +313,17 @@ def cpu_seconds_by_command() -> dict[tuple[int, str], float]:
     return totals
 
 
+def cpu_seconds_of(
+    before: dict[tuple[int, str], float], after: dict[tuple[int, str], float], *names: str
+) -> float:
+    """CPU seconds the processes named ``names`` used between two readings."""
+    return sum(
+        seconds - before.get(key, 0.0)
+        for key, seconds in after.items()
+        if key[1] in names and seconds > before.get(key, 0.0)
+    )
+
+
 def cpu_shares(
     before: dict[tuple[int, str], float], after: dict[tuple[int, str], float], top: int = 5
 ) -> str:

@@ -103,11 +103,18 @@ if os.environ.get("DATABASE_URL"):
         )
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with the health check at most once per window (aanspraak/db).
+        DATABASES["default"]["ENGINE"] = "aanspraak.db.postgresql"
         # JIT compiles for 100+ ms per query above jit_above_cost, more than the hub's short
         # OLTP queries take (docs/operations.md, "Indexes and JIT"); DATABASE_JIT=on restores it.
         jit = "on" if os.environ.get("DATABASE_JIT", "").lower() in {"on", "1", "true"} else "off"
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c jit={jit}".strip()
+        # The confirmation INSERT binds on the server and is prepared from its 5th use on a
+        # connection (docs/performance.md, P2); off for a pooler that cannot keep prepared
+        # statements (PgBouncer before 1.21, or without max_prepared_statements).
+        prepared = os.environ.get("DATABASE_PREPARED_STATEMENTS", "on").lower()
+        options["prepare_threshold"] = None if prepared in {"off", "0", "false"} else 5
 else:
     HUB_DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -122,6 +129,10 @@ else:
             },
         }
     }
+
+# A persistent connection that passed a health check (or was opened) this recently is not
+# checked again before the next request's first query (aanspraak/db/postgresql/base.py).
+DATABASE_HEALTH_CHECK_SECONDS = float(os.environ.get("DATABASE_HEALTH_CHECK_SECONDS", "1"))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Tests and their subprocesses use a fast hasher (client secrets are hashed with it); never in

@@ -47,7 +47,7 @@ def test_database_and_broker_urls(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [
         "False",
-        "django.db.backends.postgresql",
+        "aanspraak.db.postgresql",
         "redis://redis.example:6379/0",
     ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -82,11 +83,24 @@ def _flatten(detail, prefix: str = "") -> list[str]:
     return [f"{prefix}: {detail}" if prefix else str(detail)]
 
 
+RETRY_SOON = {"Retry-After": "1"}
+
+
 def exception_handler(exc, context) -> Response | None:
     """DRF exception handler: the StatusResponse body for every error."""
     # Imported here: rest_framework.views loads the permission classes, which import this.
     from rest_framework.views import exception_handler as drf_exception_handler
 
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The database is gone (restarting, unreachable) or the connection broke: nothing was
+        # stored, and a retry soon will do (Django replaces a broken connection at the end of
+        # the request).
+        body = status_body(
+            FunctionalCode.OTHER,
+            "The Aanspraakmanager's database is unavailable for a moment; nothing was stored. "
+            "Retry the request.",
+        )
+        return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=RETRY_SOON)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # not an API exception: Django's handler500 answers

@@ -4,9 +4,12 @@ Nothing else happens in the request: no lookups of entitlements or messages (the
 those in bulk). A repeated receive id from the same sender is a no-op (``ON CONFLICT DO
 NOTHING`` on the unique (sender, kind, receive_id)).
 
-The INSERT is one prepared statement run in autocommit (outside any ``atomic`` block it is
-its own transaction, committed when ``execute`` returns): no model instance, no ORM query
-compilation, no BEGIN/COMMIT round trips per request (docs/confirmations.md).
+The INSERT is one statement run in autocommit (outside any ``atomic`` block it is its own
+transaction, committed when ``execute`` returns): no model instance, no ORM query
+compilation, no BEGIN/COMMIT round trips per request (docs/confirmations.md). On PostgreSQL
+its values are bound on the server and the statement is prepared once per connection
+(``DATABASE_PREPARED_STATEMENTS``, docs/operations.md): no quoting of a dozen values in
+Python, no parsing and planning per request (docs/performance.md, P2).
 """
 
 from __future__ import annotations
@@ -69,11 +72,29 @@ def _insert_sql(vendor: str) -> str:
     )
 
 
+def _insert_cursor():
+    """A Django cursor for the INSERT: on PostgreSQL one that binds its values on the server
+    (Django's own cursors bind them in Python, which cannot be prepared)."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    # What connection.cursor() does first: the per-request health check, a live connection.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = ServerBindingCursor(connection.connection)
+    # Through Django's wrapper: its error translation, and query logging where it is on.
+    if connection.queries_logged:
+        return connection.make_debug_cursor(raw)
+    return connection.make_cursor(raw)
+
+
 def _store(values: tuple) -> None:
     params = list(values)
     for i in _ADAPTED:
         params[i] = _FIELDS[i].get_db_prep_save(params[i], connection)
-    with connection.cursor() as cursor:
+    with _insert_cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor), params)
     # Outside atomic this runs at once (the INSERT is committed); inside, after the commit.
     # Either way it only pokes the waker thread: the 202 never waits on Redis.
