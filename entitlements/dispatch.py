@@ -1,5 +1,5 @@
-"""Delivery of the hub's outbound messages (DESIGN.md §3.4): what is sent, to whom, and what
-an attempt's result does to the message.
+"""Delivery of the hub's outbound messages (docs/delivery.md, "Outbound messages"): what
+is sent, to whom, and what an attempt's result does to the message.
 
 The queue is the ``OutboundMessage`` table itself. A drain works for ONE recipient: it claims
 a batch of that recipient's due messages (``SELECT ... FOR UPDATE SKIP LOCKED``, then a lease

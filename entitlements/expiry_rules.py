@@ -1,7 +1,7 @@
 """The expiry rule, shared by the periodic expiry job and the confirmation worker's replay.
 
-Both must reach the same state whichever runs first (DESIGN.md §4), so both read the rule
-from here:
+Both must reach the same state whichever runs first (docs/delivery.md, "Expiry"), so both
+read the rule from here:
 
 * an entitlement expires at ``expiry_moment(expirationDate)`` (the end of that day, hub time
   zone), and that moment, not the moment a job happens to run, is its ``status_changed_at``;

@@ -1,6 +1,6 @@
 """The legal status transitions of entitlements and URL statuses: one table, as data.
 
-Two relations decide every confirmation (DESIGN.md §4):
+Two relations decide every confirmation (docs/confirmations.md, "The rules"):
 
 * ``ANSWERS``: which new statuses answer a status the hub *proposed* in an Entitlement
   request (a registry answers a proposed ``created`` with ``created``, ``entitled`` or

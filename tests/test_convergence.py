@@ -1,10 +1,10 @@
-"""Convergence (issue 4 §3, DESIGN.md §4), as a property: any set of confirmations and
-activations, arriving shuffled, with duplicates, applied in arbitrary batch splits through the
-real service on PostgreSQL, interleaved with the hub's own steps (deliveries recorded by
-``mark_initialized``, the order expiring and the expiry job running), leaves every
+"""Convergence (issue 4 §3, docs/confirmations.md, "The rules"), as a property: any set of
+confirmations and activations, arriving shuffled, with duplicates, applied in arbitrary batch
+splits through the real service on PostgreSQL, interleaved with the hub's own steps (deliveries
+recorded by ``mark_initialized``, the order expiring and the expiry job running), leaves every
 entitlement, URL status and confirmation outcome exactly as the pure fold of
-``confirmations.replay`` says for the sorted, de-duplicated events: an expectation computed
-from the drawn events alone, without the database or the service."""
+``confirmations.replay`` says for the sorted, de-duplicated events: an expectation computed from
+the drawn events alone, without the database or the service."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Outbound delivery against real HTTP servers on loopback (DESIGN.md §3.4)."""
+"""Outbound delivery against real HTTP servers on loopback (docs/delivery.md, "Outbound
+messages")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Expiry: entitlements past their order's expirationDate become expired (DESIGN.md §4)."""
+"""Expiry: entitlements past their order's expirationDate become expired (docs/delivery.md,
+"Expiry")."""
 
 from __future__ import annotations
 

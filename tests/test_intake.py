@@ -1,4 +1,4 @@
-"""PUT /deliveryorders: intake of delivery orders (DESIGN.md §3.3)."""
+"""PUT /deliveryorders: intake of delivery orders (docs/delivery.md)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from entitlements.expiry_rules import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, 
 from entitlements.statuses import EntitlementStatus, UrlStatus
 from entitlements.transitions import Outcome, Subject, decide
 
-# Written as plain text on purpose: a second, independent statement of DESIGN.md §4.
+# Written as plain text on purpose: a second, independent statement of docs/confirmations.md,
+# "The rules".
 ENTITLEMENT_ANSWERS = """
 created: created entitled licensed
 cancelled: cancelled

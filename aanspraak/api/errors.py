@@ -1,5 +1,5 @@
 """The error contract: every API error is a StatusResponse ``{"status", "statusMessage"}``
-(DESIGN.md §3.1) with the right HTTP code and the chain's functional code."""
+(docs/api.md, "Errors") with the right HTTP code and the chain's functional code."""
 
 from __future__ import annotations
 

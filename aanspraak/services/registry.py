@@ -1,4 +1,4 @@
-"""Load the party registry file (DESIGN.md §3.2): an idempotent upsert of parties, their
+"""Load the party registry file (docs/registry.md): an idempotent upsert of parties, their
 OAuth2 clients and products, schools and consents, in one transaction.
 
 The file is validated completely before anything is written; every problem is reported with

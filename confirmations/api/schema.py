@@ -9,7 +9,7 @@ from confirmations.models import ConfirmationState
 
 class ConfirmationOutcomeSerializer(serializers.Serializer):
     """The state of a confirmation or initial activation, for the party that sent it
-    (DESIGN.md §3.5)."""
+    (docs/confirmations.md, "Outcomes")."""
 
     entitlementReceiveId = serializers.CharField(
         help_text="The entitlementReceiveId of the confirmation (or the "

@@ -1,5 +1,5 @@
 """Strict validation of the bodies of ``PUT /entitlements/confirmations`` (seed 003) and
-``PUT /usage/activation`` (DESIGN.md §3.4a).
+``PUT /usage/activation`` (docs/confirmations.md).
 
 Strict means: strings must be JSON strings (no numbers coerced), timestamps are RFC 3339 with
 a time zone, enums are the page's, and unknown fields are refused (a misspelt optional field
@@ -175,7 +175,7 @@ class UserReferenceSerializer(StrictSerializer):
 
 
 class ActivationSerializer(StrictSerializer):
-    """An initial activation (DESIGN.md §3.4a): a user activated an entitlement. Every field
+    """An initial activation (docs/confirmations.md): a user activated an entitlement. Every field
     is required; unknown fields are refused (400)."""
 
     initialActivationReferenceId = StrictCharField(

@@ -113,7 +113,7 @@ class ConfirmationView(APIView):
 
 
 class ConfirmationOutcomeView(APIView):
-    """The state of a confirmation (DESIGN.md §3.5), for its sender only."""
+    """The state of a confirmation (docs/confirmations.md, "Outcomes"), for its sender only."""
 
     required_scopes = (
         Scope.ENTITLEMENT_LICENSOR,
@@ -165,7 +165,7 @@ class ConfirmationOutcomeView(APIView):
 
 
 class ActivationView(APIView):
-    """A licence registry reports an initial activation (DESIGN.md §3.4a)."""
+    """A licence registry reports an initial activation (docs/confirmations.md)."""
 
     required_scopes = (Scope.USAGE_LICENSOR,)
 

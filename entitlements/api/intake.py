@@ -1,4 +1,4 @@
-"""``PUT /deliveryorders``: a seller hands the hub a delivery order (DESIGN.md §3.3)."""
+"""``PUT /deliveryorders``: a seller hands the hub a delivery order (docs/delivery.md)."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status

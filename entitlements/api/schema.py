@@ -70,7 +70,7 @@ class EntitlementSerializer(serializers.Serializer):
         ref_name = "Entitlement"
 
 
-# --- PUT /deliveryorders (DESIGN.md §3.3, docs/delivery.md) -----------------------------------
+# --- PUT /deliveryorders (docs/delivery.md) -----------------------------------
 # The intake service validates the body by hand (naming every problem); these serializers only
 # document it. Unknown keys are ignored by the hub, so the objects stay open.
 

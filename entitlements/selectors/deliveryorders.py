@@ -1,6 +1,6 @@
 """Which entitlements of a delivery order a caller may read, as seed-002 documents.
 
-Visibility (DESIGN.md §5, docs/api.md "Who sees what"), per scope of the caller's token; a
+Visibility (docs/api.md, "Who sees what"), per scope of the caller's token; a
 caller with several scopes sees the union:
 
 - ``eduv.entitlement.seller``: the orders the caller's party placed (``order.seller``);

@@ -1,5 +1,5 @@
 """Expiry: entitlements whose delivery order's ``expirationDate`` has passed become
-``expired``, and their live URL statuses with them (DESIGN.md §4).
+``expired``, and their live URL statuses with them (docs/delivery.md, "Expiry").
 
 The rule (which statuses expire, and at which moment) lives in ``entitlements.expiry_rules``
 and is the one the confirmation worker's replay folds in, so the final state does not depend

@@ -1,4 +1,4 @@
-"""Intake of delivery orders: ``PUT /deliveryorders`` (DESIGN.md §3.3).
+"""Intake of delivery orders: ``PUT /deliveryorders`` (docs/delivery.md).
 
 A message is validated completely before anything is read from or written to the database;
 every problem names the field (``deliveryOrder.deliverySpecification.students[3]...``).

@@ -1,5 +1,5 @@
 """``python manage.py load_registry FILE``: upsert parties, clients, products, schools and
-consents from a YAML or JSON file (DESIGN.md §3.2)."""
+consents from a YAML or JSON file (docs/registry.md)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
