@@ -9,6 +9,7 @@ a demo delivery order through the real API and shows its entitlements reach ``en
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -97,16 +98,34 @@ def log_dir() -> Path:
     return Path(settings.HUB_DATA_DIR) / "logs"
 
 
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    """Stop every child with its own children (each runs in a process group of its own)."""
-    for proc in processes:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in processes:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
+        os.killpg(proc.pid, sig)
+
+
+def stop_processes(processes: list[subprocess.Popen], grace: float = 15.0) -> None:
+    """Stop every child with its own children (each runs in a process group of its own):
+    SIGTERM to every group, ``grace`` seconds to finish, then SIGKILL.
+
+    Once started, the cleanup runs to its end: further SIGINT, SIGTERM or SIGHUP are ignored
+    until it is done (a second signal used to interrupt the wait and leave the worker
+    running), and stopping what has stopped already does nothing."""
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in stops}
+    try:
+        for proc in processes:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in processes:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+            _signal_group(proc, signal.SIGKILL)  # members the group's leader left behind
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def stop_on_termination() -> None:

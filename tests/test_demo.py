@@ -33,3 +33,37 @@ def test_demo_settles_on_the_embedded_default(tmp_path):
     assert "Demo order settled" in result.stdout
     assert (tmp_path / "data" / "aanspraak.sqlite3").exists()
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_signal_during_the_cleanup_does_not_cut_it_short():
+    """A child that ignores SIGTERM (a worker finishing its tasks) is still killed when the
+    demo gets a second SIGTERM while it waits for that child; nothing is left running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from entitlements import demo
+
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+         "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    assert stubborn.stdout.readline() == b"ready\n"
+    willing = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    demo.stop_on_termination()  # what the command does: SIGTERM becomes KeyboardInterrupt
+    second = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        second.start()
+        demo.stop_processes([stubborn, willing], grace=1.0)
+        demo.stop_processes([stubborn, willing], grace=1.0)  # again: nothing to do, no error
+    finally:
+        second.cancel()
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert stubborn.poll() == -signal.SIGKILL
+    assert willing.poll() == -signal.SIGTERM
