@@ -109,15 +109,15 @@ ORDER BY arrival
 
 def make_order(students: int = 10_000) -> int:
     """A delivery order of ``students`` school-students (one portal) through the intake
-    service, as the demo seller of ``aanspraak/demo/registry.yaml`` (loaded if missing);
+    service, as the demo seller of ``aanspraak/simulation/demo-registry.yaml`` (loaded if missing);
     returns its pk."""
     from aanspraak.models import Party
     from aanspraak.services.registry import load_registry, read_registry_file
+    from entitlements.intake import receive_delivery_order
     from entitlements.models import DeliveryOrder
-    from entitlements.services.intake import receive_delivery_order
 
     if not Party.objects.filter(name="Demo Boekhandel").exists():
-        load_registry(read_registry_file(ROOT / "aanspraak/demo/registry.yaml"))
+        load_registry(read_registry_file(ROOT / "aanspraak/simulation/demo-registry.yaml"))
     seller = Party.objects.get(name="Demo Boekhandel")
     order_id = f"DO-apply-{uuid.uuid4().hex[:8]}"
     people = [

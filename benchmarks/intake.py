@@ -90,14 +90,14 @@ def run(args, name: str, admin_url: str) -> int:
     from django.db import connection, transaction
     from rest_framework.test import APIClient
 
+    from aanspraak.db import bulk
     from aanspraak.models import Party
     from aanspraak.services.registry import load_registry, read_registry_file
-    from entitlements import bulk
+    from entitlements.intake import parse_delivery_order, receive_delivery_order
     from entitlements.models import Entitlement, OutboundMessage
-    from entitlements.services.intake import parse_delivery_order, receive_delivery_order
 
     call_command("migrate", verbosity=0)
-    load_registry(read_registry_file(ROOT / "aanspraak/demo/registry.yaml"))
+    load_registry(read_registry_file(ROOT / "aanspraak/simulation/demo-registry.yaml"))
     seller = Party.objects.get(name="Demo Boekhandel")
     n = args.students
     figures: list[tuple[str, float]] = []

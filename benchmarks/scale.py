@@ -674,11 +674,11 @@ def hub_queries() -> list[tuple[str, object, str]]:
     from confirmations.services.receive import receive_confirmation
     from entitlements import dispatch
     from entitlements.api.read import stream_json_array
+    from entitlements.intake import receive_delivery_order
     from entitlements.models import DeliveryOrder, OutboundMessage
     from entitlements.selectors.deliveryorders import entitlement_json, visible_orders
     from entitlements.selectors.usage import hub_statuses, hub_usage
     from entitlements.services import enrollment, expiry
-    from entitlements.services.intake import receive_delivery_order
 
     seller = Party.objects.get(name="Boekhandel Oost")
     zuid = Party.objects.get(name="Portal Zuid")

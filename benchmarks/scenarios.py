@@ -553,7 +553,7 @@ def p3_apply(bench: Bench) -> list[Figure]:
 def _order_in_process(order_id: str, students: int) -> int:
     """An order stored by the intake service itself (no HTTP: set-up, not measured)."""
     from aanspraak.models import Party
-    from entitlements.services.intake import receive_delivery_order
+    from entitlements.intake import receive_delivery_order
 
     seller = Party.objects.get(name="Bench Seller")
     result = receive_delivery_order(seller, order_body(students, order_id))

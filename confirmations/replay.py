@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 
-from entitlements.expiry_rules import expires
+from entitlements.rules.expiry import expires
+from entitlements.rules.transitions import Cause, Decision, Outcome, Subject, decide
 from entitlements.statuses import END_DATE_STATUSES, EntitlementStatus, EventCause, UrlStatus
-from entitlements.transitions import Cause, Decision, Outcome, Subject, decide
 
 
 class Event(NamedTuple):

@@ -9,7 +9,7 @@ attempt and updates the messages set-based, and loops while messages are due, wi
 budget (then it re-queues itself behind the other recipients' drains). Results are written
 only for messages the drain still holds (its lease), so a drain that outlived its lease
 cannot undo another's delivery. At most one drain per recipient runs at a time
-(``entitlements.recipient_lock``), on the ``outbound`` queue: a slow or failing party only
+(``aanspraak.locks``), on the ``outbound`` queue: a slow or failing party only
 ever occupies one worker process. The periodic sweep starts a drain for every recipient with
 due messages: that drives retries and repairs lost wake-ups.
 
@@ -33,20 +33,20 @@ from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from aanspraak.enqueue import enqueue_quietly
+from aanspraak.locks import recipient_lock
 from aanspraak.models import Party
 from aanspraak.outbound import Endpoint, Outcome, RetryPolicy, SendResult, endpoint_for_party, send
 from aanspraak.outbound.client import check_token
 from aanspraak.timestamps import rfc3339
-from entitlements.documents import order_fields
 from entitlements.models import (
     DeliveryAttempt,
     EntitlementUrlStatus,
     OutboundMessage,
     StatusEvent,
 )
-from entitlements.recipient_lock import recipient_lock
+from entitlements.rules.documents import order_fields
 from entitlements.statuses import EventCause, MessageKind, MessageState, UrlStatus
-from entitlements.wakeups import enqueue_quietly
 from entitlements.worker_settings import concurrency, drain_seconds, setting
 from entitlements.worker_settings import lease_seconds as worker_lease_seconds
 

@@ -14,8 +14,9 @@ from aanspraak.outbound import Endpoint
 from aanspraak.outbound.enrollments import get_enrollment
 from aanspraak.outbound.fetch import ChainCallError
 from aanspraak.outbound.usage import get_contract_usage
+from aanspraak.simulation.config import SimulatorConfig
+from aanspraak.simulation.party import PartySimulator
 from entitlements.models import EnrollmentLookup, Entitlement
-from entitlements.simulator import PartySimulator, SimulatorConfig
 from tests.chain_helpers import enrollment, order_by_enrollments
 from tests.loopback import Answer, LoopbackParty
 from tests.processes import wait_for

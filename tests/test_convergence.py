@@ -25,7 +25,6 @@ from confirmations.models import Confirmation, ConfirmationKind
 from confirmations.replay import Event, expiry_event, fold
 from confirmations.services.apply import apply_all_pending, apply_pending_batch
 from entitlements.dispatch import mark_initialized
-from entitlements.expiry_rules import expiry_moment
 from entitlements.models import (
     DeliveryOrder,
     Entitlement,
@@ -33,6 +32,8 @@ from entitlements.models import (
     OutboundMessage,
     StatusEvent,
 )
+from entitlements.rules.expiry import expiry_moment
+from entitlements.rules.transitions import Outcome
 from entitlements.services.expiry import expire_due
 from entitlements.statuses import (
     ACTIVATION_CODE_TYPES,
@@ -43,7 +44,6 @@ from entitlements.statuses import (
     MessageState,
     UrlStatus,
 )
-from entitlements.transitions import Outcome
 from tests.confirm_helpers import (
     activation_body,
     licensor_body,

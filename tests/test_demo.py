@@ -44,7 +44,7 @@ def test_a_second_signal_during_the_cleanup_does_not_cut_it_short():
     import sys
     import threading
 
-    from entitlements import demo
+    from aanspraak.simulation import demo
 
     stubborn = subprocess.Popen(
         [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "

@@ -17,12 +17,12 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
+from aanspraak.enqueue import enqueue_quietly
+from aanspraak.locks import LOCK_NAMESPACE, _file_lock, _key
 from config.celery import app
 from entitlements import dispatch, tasks
 from entitlements.models import DeliveryAttempt, OutboundMessage
-from entitlements.recipient_lock import LOCK_NAMESPACE, _file_lock, _key
 from entitlements.services.resend import resend_messages
-from entitlements.wakeups import enqueue_quietly
 from tests.factories import make_order
 from tests.loopback import Answer, LoopbackParty
 

@@ -22,6 +22,7 @@ from aanspraak.outbound.enrollments import (
 )
 from aanspraak.outbound.fetch import ChainCallError, MalformedBody
 from entitlements.admin import EntitlementAdmin
+from entitlements.intake import receive_delivery_order
 from entitlements.models import (
     DeliveryOrderIntake,
     EnrollmentLookup,
@@ -31,7 +32,6 @@ from entitlements.models import (
 )
 from entitlements.services import enrollment as service
 from entitlements.services.cancel import propose_end
-from entitlements.services.intake import receive_delivery_order
 from tests.chain_helpers import enrollment, order_by_enrollments
 from tests.loopback import Answer, LoopbackParty, point_party_at
 
@@ -270,7 +270,7 @@ def test_intake_holds_the_requests_of_students_by_enrollment(
 def test_intake_refuses_enrollments_without_an_administration_system(registry):
     registry.school.administration = None
     registry.school.save()
-    from entitlements.services.intake import IntakeError
+    from entitlements.intake import IntakeError
 
     with pytest.raises(IntakeError, match="administration system"):
         _intake(registry, ["E-1"])
@@ -278,7 +278,7 @@ def test_intake_refuses_enrollments_without_an_administration_system(registry):
 
 
 def test_intake_refuses_enrollment_ids_for_employees(registry):
-    from entitlements.services.intake import IntakeError
+    from entitlements.intake import IntakeError
 
     body = order_by_enrollments([])
     body["deliveryOrder"]["deliveryType"] = "school-employees"

@@ -10,8 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from confirmations.services.apply import apply_all_pending
-from entitlements.expiry_rules import expiry_moment
 from entitlements.models import Entitlement, EntitlementUrlStatus, StatusEvent
+from entitlements.rules.expiry import expiry_moment
 from entitlements.services.expiry import expire_due
 from entitlements.tasks import expire_entitlements
 from tests.confirm_helpers import licensor_body, portal_body, propose, request_to, store

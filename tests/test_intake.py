@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
 from aanspraak.api.authentication import clear_token_cache
+from entitlements.intake.contract import CODE_ALPHABET
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderIntake,
@@ -19,7 +20,6 @@ from entitlements.models import (
     EntitlementUrlStatus,
     OutboundMessage,
 )
-from entitlements.services.intake import CODE_ALPHABET
 
 URL = "/deliveryorders"
 
@@ -642,3 +642,75 @@ def test_number_of_queries_does_not_grow_with_the_order(registry, seller, woken)
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1]
     assert Entitlement.objects.count() == 205
+
+
+# --- one contract for the parser and the OpenAPI document -------------------------------------
+
+
+def _openapi_property(schema: dict, components: dict, name: str) -> dict:
+    """The first property ``name`` found anywhere under ``schema`` (following $ref)."""
+    stack, seen = [schema], set()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if ref and ref not in seen:
+                seen.add(ref)
+                stack.append(components[ref.rsplit("/", 1)[-1]])
+            if name in node.get("properties", {}):
+                return node["properties"][name]
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize(
+    ("field", "where"),
+    [
+        ("deliveryOrderReferenceId", "body"),
+        ("deliveryOrderId", "deliveryOrder"),
+        ("productId", "deliveryOrder"),
+        ("contractId", "deliveryOrder"),
+    ],
+)
+def test_the_parser_and_the_openapi_document_share_the_length_limits(
+    registry, seller, field, where
+):
+    """Both read ``entitlements/intake/contract.py``: the document says the limit, and the
+    parser refuses one character more and takes exactly the limit."""
+    import yaml
+    from django.conf import settings as django_settings
+
+    from entitlements.intake.contract import MAX_ID_LENGTH
+
+    document = yaml.safe_load((django_settings.BASE_DIR / "docs" / "openapi.yaml").read_text())
+    body_schema = document["paths"]["/deliveryorders"]["put"]["requestBody"]["content"][
+        "application/json"
+    ]["schema"]
+    prop = _openapi_property(body_schema, document["components"]["schemas"], field)
+    assert prop["maxLength"] == MAX_ID_LENGTH
+
+    def with_value(value: str) -> dict:
+        body = order_body(1)
+        (body if where == "body" else body["deliveryOrder"])[field] = value
+        return body
+
+    too_long = put(seller, with_value("x" * (MAX_ID_LENGTH + 1)))
+    assert too_long.status_code == 400
+    assert field in too_long.json()["statusMessage"]
+    nothing_stored()
+    if field != "productId":  # a productId of 200 x's names no product of the registry
+        assert put(seller, with_value("x" * MAX_ID_LENGTH)).status_code == 202
+
+
+def test_the_parser_and_the_openapi_document_share_the_quantity_limit():
+    import yaml
+    from django.conf import settings as django_settings
+
+    from entitlements.intake.contract import MAX_ENTITLEMENTS
+
+    text = (django_settings.BASE_DIR / "docs" / "openapi.yaml").read_text()
+    document = yaml.safe_load(text)
+    prop = _openapi_property(document, document["components"]["schemas"], "quantity")
+    assert prop["maximum"] == MAX_ENTITLEMENTS

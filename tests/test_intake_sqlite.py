@@ -13,8 +13,8 @@ SCRIPT = """
 from aanspraak.models import Party
 from aanspraak.services.registry import load_registry, read_registry_file
 from entitlements.models import Entitlement, EntitlementUrlStatus, OutboundMessage
-from entitlements.services.intake import receive_delivery_order
-load_registry(read_registry_file("aanspraak/demo/registry.yaml"))
+from entitlements.intake import receive_delivery_order
+load_registry(read_registry_file("aanspraak/simulation/demo-registry.yaml"))
 seller = Party.objects.get(name="Demo Boekhandel")
 order = {
     "deliveryOrderId": "DO-lite", "productId": "9789001000011",

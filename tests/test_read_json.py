@@ -215,8 +215,8 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken
 from aanspraak.models import Client, Party
 from aanspraak.services.registry import load_registry, read_registry_file
-from entitlements.services.intake import receive_delivery_order
-load_registry(read_registry_file("aanspraak/demo/registry.yaml"))
+from entitlements.intake import receive_delivery_order
+load_registry(read_registry_file("aanspraak/simulation/demo-registry.yaml"))
 seller = Party.objects.get(name="Demo Boekhandel")
 students = [{"userMasterIdentifier": f"https://ketenid.nl/201703/{i}"} for i in range(3)]
 receive_delivery_order(seller, {"deliveryOrderReferenceId": "r1", "deliveryOrder": {

@@ -160,7 +160,7 @@ def test_command_missing_file(tmp_path):
 
 
 def test_demo_registry_file_loads():
-    call_command("load_registry", "aanspraak/demo/registry.yaml")
+    call_command("load_registry", "aanspraak/simulation/demo-registry.yaml")
     assert Party.objects.filter(is_portal=True, portal_id="portal-zuid").exists()
 
 

@@ -11,9 +11,10 @@ import uuid
 import httpx
 import pytest
 
+from aanspraak.simulation.config import SimulatorConfig
+from aanspraak.simulation.party import PartySimulator
 from entitlements import dispatch
 from entitlements.models import OutboundMessage
-from entitlements.simulator import PartySimulator, SimulatorConfig
 from tests.factories import make_order
 from tests.loopback import Answer, LoopbackParty
 from tests.processes import ROOT, wait_for

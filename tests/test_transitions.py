@@ -5,9 +5,9 @@ import itertools
 
 import pytest
 
-from entitlements.expiry_rules import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expires
+from entitlements.rules.expiry import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expires
+from entitlements.rules.transitions import Outcome, Subject, decide
 from entitlements.statuses import EntitlementStatus, UrlStatus
-from entitlements.transitions import Outcome, Subject, decide
 
 # Written as plain text on purpose: a second, independent statement of docs/confirmations.md,
 # "The rules".
@@ -114,7 +114,7 @@ def test_terminal_statuses_have_no_way_out():
 
 def test_the_expiry_rule_is_the_transition_table():
     """What expires (entitlement and URL statuses alike) is what ``expired`` may follow;
-    the job and the replay both read these sets (entitlements/expiry_rules.py)."""
+    the job and the replay both read these sets (entitlements/rules/expiry.py)."""
     assert sorted(EXPIRING_STATUSES) == ["created", "entitled", "licensed"]
     assert sorted(EXPIRING_URL_STATUSES) == ["initialized", "processed", "uninitialized"]
     for subject, (statuses, _a, _m) in CASES.items():

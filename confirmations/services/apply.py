@@ -38,8 +38,9 @@ from django.utils import timezone
 
 from confirmations.models import Confirmation, ConfirmationKind, ConfirmationState
 from confirmations.replay import Event, expiry_event, fold
-from entitlements.expiry_rules import expiry_moment, hub_tz, is_due
 from entitlements.models import Entitlement, EntitlementUrlStatus, OutboundMessage
+from entitlements.rules.expiry import expiry_moment, hub_tz, is_due
+from entitlements.rules.transitions import Decision
 from entitlements.services.status import (
     LockedEntitlement,
     LockedUrlStatus,
@@ -55,7 +56,6 @@ from entitlements.statuses import (
     MessageState,
     UrlStatus,
 )
-from entitlements.transitions import Decision
 
 log = logging.getLogger(__name__)
 

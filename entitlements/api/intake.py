@@ -10,7 +10,7 @@ from aanspraak.api.errors import ApiError
 from aanspraak.api.schema import error_responses
 from aanspraak.choices import Scope
 from entitlements.api.schema import DeliveryOrderAcceptedSerializer, DeliveryOrderMessageSerializer
-from entitlements.services.intake import IntakeError, receive_delivery_order
+from entitlements.intake import IntakeError, receive_delivery_order
 
 
 class DeliveryOrderIntakeView(APIView):

@@ -9,6 +9,7 @@ from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
 from aanspraak.api.schema import SchoolReferenceSerializer, UserReferenceSerializer
+from entitlements.intake.contract import MAX_ENTITLEMENTS, MAX_ID_LENGTH
 from entitlements.models import DeliveryOrderIntake
 from entitlements.statuses import (
     DeliveryOrderStatus,
@@ -90,7 +91,7 @@ class StudentReferenceSerializer(UserReferenceSerializer):
     administration system (seed 004; ``school-students`` only, docs/chain-clients.md)."""
 
     enrollmentId = serializers.CharField(
-        max_length=200,
+        max_length=MAX_ID_LENGTH,
         required=False,
         help_text="The student's enrollment at the school; not together with the other fields.",
     )
@@ -109,7 +110,7 @@ class DeliverySpecificationSerializer(serializers.Serializer):
     students = StudentReferenceSerializer(many=True, required=False)
     employees = UserReferenceSerializer(many=True, required=False)
     users = UserReferenceSerializer(many=True, required=False)
-    quantity = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    quantity = serializers.IntegerField(min_value=1, max_value=MAX_ENTITLEMENTS, required=False)
 
     class Meta:
         ref_name = "DeliverySpecification"
@@ -120,11 +121,11 @@ class DeliveryOrderSerializer(serializers.Serializer):
     ``created``) per person or activation code."""
 
     deliveryOrderId = serializers.CharField(
-        max_length=200, help_text="The seller's id of the order (unique per seller)."
+        max_length=MAX_ID_LENGTH, help_text="The seller's id of the order (unique per seller)."
     )
-    contractId = serializers.CharField(max_length=200, required=False)
+    contractId = serializers.CharField(max_length=MAX_ID_LENGTH, required=False)
     buyer = BuyerSerializer()
-    productId = serializers.CharField(max_length=200)
+    productId = serializers.CharField(max_length=MAX_ID_LENGTH)
     deliveryType = serializers.ChoiceField(
         choices=[*DeliveryType.values, "customer-activatoncode"],
         help_text="customer-activatoncode is the source's misspelling, accepted as "
@@ -157,11 +158,11 @@ class DeliveryOrderCancellationSerializer(serializers.Serializer):
     """Cancels the seller's order with this ``deliveryOrderId``: every entitlement not yet
     licensed is proposed ``cancelled`` to its registry and portals."""
 
-    deliveryOrderId = serializers.CharField(max_length=200)
+    deliveryOrderId = serializers.CharField(max_length=MAX_ID_LENGTH)
     status = serializers.ChoiceField(choices=[DeliveryOrderStatus.CANCELLED])
     endDate = serializers.DateField()
     productId = serializers.CharField(
-        max_length=200, required=False, help_text="If given, must be the order's product."
+        max_length=MAX_ID_LENGTH, required=False, help_text="If given, must be the order's product."
     )
 
     class Meta:
@@ -173,7 +174,7 @@ class DeliveryOrderMessageSerializer(serializers.Serializer):
     its cancellation)."""
 
     deliveryOrderReferenceId = serializers.CharField(
-        max_length=200,
+        max_length=MAX_ID_LENGTH,
         help_text="Idempotency key per seller: a repeated one is not processed again (202 "
         "with repeated: true; the confirmation is sent again).",
     )

@@ -33,13 +33,13 @@ from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRe
 from aanspraak.choices import Scope
 from aanspraak.models import Consent, Party
 from aanspraak.timestamps import rfc3339
-from entitlements.documents import order_fields
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderPortal,
     Entitlement,
     EntitlementUrlStatus,
 )
+from entitlements.rules.documents import order_fields
 
 # Rows per chunk read from the database (a libpq result of the stream, a fetch of the chunked
 # reads on SQLite): large enough to amortise the per-chunk work, small enough that a chunk

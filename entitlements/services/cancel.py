@@ -19,8 +19,8 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from aanspraak.db.bulk import insert_rows
 from entitlements import dispatch
-from entitlements.bulk import insert_rows
 from entitlements.models import (
     Entitlement,
     EntitlementUrlStatus,

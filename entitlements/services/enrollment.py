@@ -33,6 +33,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from aanspraak.db.bulk import insert_rows
 from aanspraak.outbound import RetryPolicy
 from aanspraak.outbound.enrollments import (
     Enrollment,
@@ -42,7 +43,6 @@ from aanspraak.outbound.enrollments import (
 )
 from aanspraak.outbound.fetch import ChainCallError
 from entitlements import dispatch, worker_settings
-from entitlements.bulk import insert_rows
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderIntake,
@@ -86,8 +86,8 @@ def wake_after_commit() -> None:
     only delays it: the periodic sweep finds the lookups)."""
 
     def wake() -> None:
+        from aanspraak.enqueue import enqueue_quietly
         from entitlements.tasks import resolve_enrollments
-        from entitlements.wakeups import enqueue_quietly
 
         # No publish retry, broker errors logged: a broker that is down must not stall intake.
         enqueue_quietly(resolve_enrollments, [()])

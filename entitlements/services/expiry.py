@@ -1,7 +1,7 @@
 """Expiry: entitlements whose delivery order's ``expirationDate`` has passed become
 ``expired``, and their live URL statuses with them (docs/delivery.md, "Expiry").
 
-The rule (which statuses expire, and at which moment) lives in ``entitlements.expiry_rules``
+The rule (which statuses expire, and at which moment) lives in ``entitlements.rules.expiry``
 and is the one the confirmation worker's replay folds in, so the final state does not depend
 on whether this job ran before or after a replay: the entitlement becomes ``expired`` unless
 it is cancelled or blocked; every live URL status expires, also those of cancelled and
@@ -32,7 +32,6 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import In
 from django.utils import timezone
 
-from entitlements.expiry_rules import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expiry_moment
 from entitlements.models import (
     NOT_EXPIRED_STATUSES,
     DeliveryOrder,
@@ -40,6 +39,7 @@ from entitlements.models import (
     EntitlementUrlStatus,
     StatusEvent,
 )
+from entitlements.rules.expiry import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expiry_moment
 from entitlements.statuses import END_DATE_STATUSES, EntitlementStatus, EventCause, UrlStatus
 
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from django.db import connection, models
 
 from entitlements.models import Entitlement, EntitlementUrlStatus, StatusEvent
+from entitlements.rules.transitions import Cause
 from entitlements.statuses import ACTIVATION_CODE_TYPES, END_DATE_STATUSES
-from entitlements.transitions import Cause
 
 
 @dataclass(slots=True)

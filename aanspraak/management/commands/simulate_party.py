@@ -1,5 +1,5 @@
 """``python manage.py simulate_party``: play a licence registry, a portal and/or a seller on
-one port, answering the hub's messages with confirmations (see entitlements.simulator)."""
+one port, answering the hub's messages with confirmations (see aanspraak/simulation/party.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from entitlements.simulator import PartySimulator, SimulatorConfig
+from aanspraak.simulation.config import SimulatorConfig
+from aanspraak.simulation.party import PartySimulator
 
 
 def _credentials(value: str | None, flag: str) -> tuple[str, str] | None:

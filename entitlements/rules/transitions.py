@@ -17,8 +17,8 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .statuses import EntitlementStatus as E
-from .statuses import UrlStatus as U
+from entitlements.statuses import EntitlementStatus as E
+from entitlements.statuses import UrlStatus as U
 
 
 class Subject(StrEnum):

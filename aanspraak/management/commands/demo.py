@@ -1,11 +1,12 @@
-"""``python manage.py demo``: the whole loop on the embedded default (see entitlements/demo.py)."""
+"""``python manage.py demo``: the whole loop on the embedded default
+(see aanspraak/simulation/demo.py)."""
 
 import logging
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from entitlements import demo
+from aanspraak.simulation import demo
 
 
 class Command(BaseCommand):

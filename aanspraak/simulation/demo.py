@@ -28,8 +28,8 @@ from django.core.management import call_command
 
 from aanspraak.services.registry import load_registry, read_registry_file
 
-ROOT = Path(__file__).resolve().parent.parent
-REGISTRY_FILE = ROOT / "aanspraak" / "demo" / "registry.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY_FILE = ROOT / "aanspraak" / "simulation" / "demo-registry.yaml"
 SELLER_CLIENT = ("demo-seller", "demo-seller-secret")
 STUDENTS = 25
 

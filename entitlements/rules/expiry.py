@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from .statuses import EntitlementStatus, UrlStatus
+from entitlements.statuses import EntitlementStatus, UrlStatus
+
 from .transitions import MOVES, Subject, is_legal_move
 
 EXPIRING_STATUSES: frozenset[str] = frozenset(
