@@ -11,31 +11,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from celery import Task
+from celery import current_app
 
 log = logging.getLogger(__name__)
 
 
-def enqueue_quietly(task: Task, calls: Sequence[tuple]) -> int:
-    """Enqueue ``task`` once per argument tuple in ``calls`` with no publish retry. On a
+def enqueue_quietly(task_name: str, calls: Sequence[tuple]) -> int:
+    """Enqueue the task named ``task_name`` once per argument tuple in ``calls`` with no
+    publish retry. By name, so that services never import the tasks that call them. On a
     broker error the rest is skipped (the broker is down for all of them) and the error is
     logged. Returns how many were enqueued."""
     sent = 0
     if not calls:
         return sent
     try:
-        with task.app.producer_or_acquire() as producer:
+        with current_app.producer_or_acquire() as producer:
             # One quick connection attempt; a connected producer returns at once.
             producer.connection.ensure_connection(
                 max_retries=1, interval_start=0, interval_step=0, timeout=2
             )
             for args in calls:
-                task.apply_async(args, retry=False, producer=producer)
+                current_app.send_task(task_name, args, retry=False, producer=producer)
                 sent += 1
     except Exception:  # any broker failure: the periodic sweep repairs the lost wake-up
         log.warning(
             "could not enqueue %s (%d of %d sent); the sweep will pick the work up",
-            task.name,
+            task_name,
             sent,
             len(calls),
             exc_info=True,

@@ -147,12 +147,12 @@ def make_order(students: int = 10_000) -> int:
 def mark_requests_delivered(order_pk: int) -> int:
     """Mark the order's pending Entitlement requests delivered, as dispatch records a 2xx
     (portal requests: URL status uninitialized → initialized with its event, through
-    ``entitlements.dispatch.mark_initialized``); the number marked."""
+    ``entitlements.outbox.mark_initialized``); the number marked."""
     from django.db import transaction
     from django.utils import timezone
 
-    from entitlements.dispatch import mark_initialized
     from entitlements.models import OutboundMessage
+    from entitlements.outbox import mark_initialized
     from entitlements.statuses import MessageKind, MessageState, UrlStatus
 
     now = timezone.now()

@@ -672,7 +672,7 @@ def hub_queries() -> list[tuple[str, object, str]]:
     from confirmations.selectors.pending import has_overdue_pending
     from confirmations.services.apply import apply_pending_batch
     from confirmations.services.receive import receive_confirmation
-    from entitlements import dispatch
+    from entitlements import outbox
     from entitlements.api.read import stream_json_array
     from entitlements.intake import receive_delivery_order
     from entitlements.models import DeliveryOrder, OutboundMessage
@@ -740,14 +740,14 @@ def hub_queries() -> list[tuple[str, object, str]]:
         ("expiry sweep batch", expiry_batch, "one batch of HUB_EXPIRY_BATCH_SIZE"),
         (
             "dispatch claim (recipient with 50,000 due)",
-            lambda: dispatch.claim_due(zuid.pk),
+            lambda: outbox.claim_due(zuid.pk),
             "Portal Zuid",
         ),
         ("apply claim (pending backlog)", lambda: apply_pending_batch(), "one batch"),
         ("enrollment lookup claim", lambda: enrollment.claim_due(), ""),
         ("usage reconciliation aggregate", usage, f"contract {big.contract_id}"),
         ("sweep: pending confirmations", lambda: has_overdue_pending(), ""),
-        ("sweep: due outbound recipients", lambda: dispatch.due_recipients(), ""),
+        ("sweep: due outbound recipients", lambda: outbox.due_recipients(), ""),
         ("sweep: due enrollment lookups", lambda: enrollment.has_due(), ""),
         ("confirmation receive insert", receive, ""),
         ("confirmation outcome lookup", lambda: confirmation_outcome(zuid, decided), ""),

@@ -276,7 +276,7 @@ LOGGING = {
     "loggers": {"httpx": {"level": os.environ.get("HUB_HTTPX_LOG_LEVEL", "WARNING")}},
 }
 
-# --- Outbound delivery, intake and expiry (entitlements.dispatch, aanspraak.outbound) --------
+# --- Outbound delivery, intake and expiry (entitlements.outbox, aanspraak.outbound) --------
 # Seconds one outbound HTTP call may take (connect capped at 5 s).
 HUB_OUTBOUND_TIMEOUT = float(os.environ.get("HUB_OUTBOUND_TIMEOUT", "10"))
 # Concurrent sends within one recipient's batch, and the batch size of one claim.

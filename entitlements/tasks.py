@@ -1,16 +1,21 @@
-"""Celery tasks of the entitlements app: thin shells that take ids and call services."""
+"""Celery tasks of the entitlements app: thin shells that take ids and call services.
+
+Nothing imports this module: services enqueue these tasks by name after commit
+(``aanspraak.enqueue``), so the dependencies go one way, tasks → services."""
 
 from celery import shared_task
 
-from entitlements import dispatch
+from entitlements import outbox
+from entitlements.services.enrollment import has_due, resolve_due
 from entitlements.services.expiry import expire_due
+from entitlements.services.usage import reconcile_contracts
 
 
 @shared_task(name="entitlements.tasks.drain_recipient")
 def drain_recipient(recipient_id: int) -> dict:
-    """Send the due outbound messages of one recipient (see entitlements.dispatch). Runs on
+    """Send the due outbound messages of one recipient (see entitlements.outbox). Runs on
     the ``outbound`` queue; returns at once when another drain of the recipient is running."""
-    report = dispatch.drain(recipient_id)
+    report = outbox.drain(recipient_id)
     if report.more:
         # Time budget spent: queue again behind the other recipients' drains (fairness).
         drain_recipient.delay(recipient_id)
@@ -28,7 +33,7 @@ def drain_recipient(recipient_id: int) -> dict:
 @shared_task(name="entitlements.tasks.sweep_outbound")
 def sweep_outbound() -> int:
     """Start a drain for every recipient with due messages (retries, lost wake-ups)."""
-    recipients = dispatch.due_recipients()
+    recipients = outbox.due_recipients()
     for recipient_id in recipients:
         drain_recipient.delay(recipient_id)
     return len(recipients)
@@ -44,8 +49,6 @@ def expire_entitlements() -> int:
 def resolve_enrollments() -> dict:
     """Resolve the due enrollment lookups (see entitlements.services.enrollment). Runs on
     the ``outbound`` queue (it calls the schools' administration systems)."""
-    from entitlements.services.enrollment import resolve_due
-
     report = resolve_due()
     if report.more:
         resolve_enrollments.delay()
@@ -61,8 +64,6 @@ def resolve_enrollments() -> dict:
 @shared_task(name="entitlements.tasks.sweep_enrollments")
 def sweep_enrollments() -> bool:
     """Start a resolver run when lookups are due (retries, lost wake-ups)."""
-    from entitlements.services.enrollment import has_due
-
     if has_due():
         resolve_enrollments.delay()
         return True
@@ -72,8 +73,6 @@ def sweep_enrollments() -> bool:
 @shared_task(name="entitlements.tasks.reconcile_usage")
 def reconcile_usage() -> dict:
     """Reconcile every contract's usage with the licence registries (periodic)."""
-    from entitlements.services.usage import reconcile_contracts
-
     results = reconcile_contracts()
     outcomes: dict[str, int] = {}
     for result in results:

@@ -189,3 +189,19 @@ def hub_server(worker_env, tmp_path):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def woken_drains(monkeypatch):
+    """Recipients whose drain was enqueued (by name, ``aanspraak.enqueue``), recorded instead
+    of sent to the broker; other tasks sent by name are dropped."""
+    from celery import current_app
+
+    calls: list[int] = []
+
+    def send_task(name, args=(), **kwargs):
+        if name == "entitlements.tasks.drain_recipient":
+            calls.append(args[0])
+
+    monkeypatch.setattr(current_app._get_current_object(), "send_task", send_task)
+    return calls

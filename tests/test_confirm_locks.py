@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from confirmations.models import Confirmation
 from confirmations.services.apply import apply_all_pending
-from entitlements.dispatch import mark_initialized
 from entitlements.models import EntitlementUrlStatus, OutboundMessage, StatusEvent
+from entitlements.outbox import mark_initialized
 from entitlements.services.expiry import expire_due
 from entitlements.statuses import MessageState
 from tests.confirm_helpers import T0, portal_body, request_to, store

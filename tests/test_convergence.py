@@ -24,7 +24,6 @@ from hypothesis import strategies as st
 from confirmations.models import Confirmation, ConfirmationKind
 from confirmations.replay import Event, expiry_event, fold
 from confirmations.services.apply import apply_all_pending, apply_pending_batch
-from entitlements.dispatch import mark_initialized
 from entitlements.models import (
     DeliveryOrder,
     Entitlement,
@@ -32,6 +31,7 @@ from entitlements.models import (
     OutboundMessage,
     StatusEvent,
 )
+from entitlements.outbox import mark_initialized
 from entitlements.rules.expiry import expiry_moment
 from entitlements.rules.transitions import Outcome
 from entitlements.services.expiry import expire_due

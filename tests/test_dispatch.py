@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from aanspraak.outbound.policy import Outcome, RetryPolicy, classify, parse_retry_after
-from entitlements import dispatch
+from entitlements import outbox
 from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundMessage, StatusEvent
 from entitlements.services.resend import resend_messages
 from tests.factories import make_order
@@ -72,8 +72,8 @@ def test_request_bodies_to_licensor_and_portal(registry, party_server):
     point(registry.portal, server)
     order = make_order(registry, 1, delivery_type="school-activationcodes")
     entitlement = order.entitlements.get()
-    dispatch.drain(registry.licensor.pk)
-    dispatch.drain(registry.portal.pk)
+    outbox.drain(registry.licensor.pk)
+    outbox.drain(registry.portal.pk)
     to_licensor = OutboundMessage.objects.get(recipient=registry.licensor)
     to_portal = OutboundMessage.objects.get(recipient=registry.portal)
     bodies = {b["entitlementReferenceId"]: b for b in server.bodies()}
@@ -107,7 +107,7 @@ def test_delivered_requests_are_recorded_and_portal_url_status_initialized(regis
     point(registry.licensor, server)
     point(registry.portal, server)
     make_order(registry, 5)
-    report = dispatch.drain(registry.portal.pk)
+    report = outbox.drain(registry.portal.pk)
     assert report.delivered == 5
     messages = OutboundMessage.objects.filter(recipient=registry.portal)
     assert {(m.state, m.attempt_count) for m in messages} == {("delivered", 1)}
@@ -125,7 +125,7 @@ def test_delivered_requests_are_recorded_and_portal_url_status_initialized(regis
     assert set(
         OutboundMessage.objects.filter(recipient=registry.licensor).values_list("state", flat=True)
     ) == {"pending"}
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     assert StatusEvent.objects.filter(cause="delivery").count() == 5  # no URL change by licensor
 
 
@@ -134,7 +134,7 @@ def test_url_status_moved_on_by_a_confirmation_is_not_set_back(registry, party_s
     point(registry.portal, server)
     make_order(registry, 2)
     EntitlementUrlStatus.objects.update(status="processed")
-    dispatch.drain(registry.portal.pk)
+    outbox.drain(registry.portal.pk)
     assert {u.status for u in EntitlementUrlStatus.objects.all()} == {"processed"}
     assert not StatusEvent.objects.filter(cause="delivery").exists()
 
@@ -145,7 +145,7 @@ def test_503_is_retried_later(registry, party_server, settings):
     point(registry.licensor, server)
     make_order(registry, 2)
     before = timezone.now()
-    report = dispatch.drain(registry.licensor.pk)
+    report = outbox.drain(registry.licensor.pk)
     assert report.retry == 2 and report.batches == 1
     for m in OutboundMessage.objects.filter(recipient=registry.licensor):
         assert m.state == "pending" and m.attempt_count == 1
@@ -153,7 +153,7 @@ def test_503_is_retried_later(registry, party_server, settings):
         assert "HTTP 503" in m.last_error
     assert {(a.http_status, a.outcome) for a in DeliveryAttempt.objects.all()} == {(503, "retry")}
     # Not due yet: a second drain sends nothing.
-    assert dispatch.drain(registry.licensor.pk).total == 0
+    assert outbox.drain(registry.licensor.pk).total == 0
     assert len(server.received) == 2
 
 
@@ -161,7 +161,7 @@ def test_429_honours_retry_after(registry, party_server):
     server = party_server(lambda r: Answer(429, headers={"Retry-After": "600"}))
     point(registry.licensor, server)
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     m = OutboundMessage.objects.get(recipient=registry.licensor)
     assert m.state == "pending"
     assert m.next_attempt_at >= timezone.now() + dt.timedelta(seconds=590)
@@ -172,7 +172,7 @@ def test_other_4xx_fails_for_good(registry, party_server):
     server = party_server(lambda r: Answer(400, {"status": 11, "statusMessage": "bad"}))
     point(registry.licensor, server)
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     m = OutboundMessage.objects.get(recipient=registry.licensor)
     assert m.state == "failed" and m.next_attempt_at is None
     assert "HTTP 400" in m.last_error and "bad" in m.last_error
@@ -186,8 +186,8 @@ def test_connection_error_and_timeout_are_retried(registry, party_server, settin
     registry.portal.endpoint_base_url = "http://127.0.0.1:9"  # nothing listens there
     registry.portal.save()
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
-    dispatch.drain(registry.portal.pk)
+    outbox.drain(registry.licensor.pk)
+    outbox.drain(registry.portal.pk)
     to_licensor = OutboundMessage.objects.get(recipient=registry.licensor)
     to_portal = OutboundMessage.objects.get(recipient=registry.portal)
     assert to_licensor.state == "pending" and "timeout" in to_licensor.last_error
@@ -201,7 +201,7 @@ def test_gives_up_after_the_horizon(registry, party_server, settings):
     server = party_server(lambda r: Answer(503))
     point(registry.licensor, server)
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     m = OutboundMessage.objects.get(recipient=registry.licensor)
     assert m.state == "failed" and m.last_error.startswith("gave up after 1 attempts")
     assert DeliveryAttempt.objects.get().outcome == "failed"
@@ -211,7 +211,7 @@ def test_recipient_without_endpoint_fails_with_a_clear_error(registry):
     registry.licensor.endpoint_base_url = ""
     registry.licensor.save()
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     m = OutboundMessage.objects.get(recipient=registry.licensor)
     assert m.state == "failed" and "no endpoint baseUrl" in m.last_error
 
@@ -236,7 +236,7 @@ def test_with_30_percent_failing_everything_is_delivered_in_the_end(
     make_order(registry, 60)
     for _ in range(50):
         for party in (registry.licensor, registry.portal):
-            dispatch.drain(party.pk)
+            outbox.drain(party.pk)
         if not OutboundMessage.objects.filter(state="pending").exists():
             break
     messages = OutboundMessage.objects.all()
@@ -261,18 +261,18 @@ def test_a_batch_is_sent_concurrently(registry, party_server, settings):
     server = party_server(lambda r: Answer(200, delay=0.3))
     point(registry.licensor, server)
     make_order(registry, 8)
-    assert dispatch.drain(registry.licensor.pk).delivered == 8
+    assert outbox.drain(registry.licensor.pk).delivered == 8
     assert server.max_in_flight > 1
 
 
 def test_claims_do_not_overlap(registry):
     make_order(registry, 4)
-    first = dispatch.claim_due(registry.licensor.pk, limit=3)
-    second = dispatch.claim_due(registry.licensor.pk, limit=3)
+    first = outbox.claim_due(registry.licensor.pk, limit=3)
+    second = outbox.claim_due(registry.licensor.pk, limit=3)
     assert len(first) == 3 and len(second) == 1
     assert not set(first.ids) & set(second.ids)
-    assert dispatch.claim_due(registry.licensor.pk).ids == []  # all leased
-    assert dispatch.due_recipients() == [registry.portal.pk]
+    assert outbox.claim_due(registry.licensor.pk).ids == []  # all leased
+    assert outbox.due_recipients() == [registry.portal.pk]
 
 
 def test_queries_per_batch_do_not_grow_with_the_batch(registry, party_server):
@@ -280,14 +280,14 @@ def test_queries_per_batch_do_not_grow_with_the_batch(registry, party_server):
     point(registry.licensor, server)
     point(registry.portal, server)
     make_order(registry, 3, delivery_order_id="DO-small")
-    small = dispatch.claim_due(registry.portal.pk)
+    small = outbox.claim_due(registry.portal.pk)
     with CaptureQueriesContext(connection) as ctx_small:
-        dispatch.send_batch(small)
+        outbox.send_batch(small)
     make_order(registry, 30, delivery_order_id="DO-large")
-    large = dispatch.claim_due(registry.portal.pk)
+    large = outbox.claim_due(registry.portal.pk)
     assert len(large) == 30
     with CaptureQueriesContext(connection) as ctx_large:
-        dispatch.send_batch(large)
+        outbox.send_batch(large)
     assert len(ctx_small.captured_queries) == len(ctx_large.captured_queries)
 
 
@@ -296,7 +296,7 @@ def test_token_is_fetched_once_and_cached(registry, party_server):
     server.require_token = True
     point(registry.licensor, server, token=True)
     make_order(registry, 10)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     assert len(server.token_requests) == 1
     assert server.basic_credentials(server.token_requests[0]) == ("hub", "hub-secret")
     assert "grant_type=client_credentials" in server.token_requests[0].body["_form"]
@@ -307,7 +307,7 @@ def test_token_is_fetched_once_and_cached(registry, party_server):
     assert len(auths) == 1 and next(iter(auths)).startswith("Bearer ")
     # A second drain reuses the cached token.
     make_order(registry, 3)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     assert len(server.token_requests) == 1
     assert len(server.received) == 13
 
@@ -318,9 +318,9 @@ def test_expired_token_is_fetched_again(registry, party_server):
     server.token_lifetime = 1  # within the leeway: expired at once
     point(registry.licensor, server, token=True)
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     assert len(server.token_requests) == 2
     assert set(
         OutboundMessage.objects.filter(recipient=registry.licensor).values_list("state", flat=True)
@@ -333,14 +333,14 @@ def test_refused_token_is_dropped_and_the_message_retried(registry, party_server
     server.require_token = True
     point(registry.licensor, server, token=True)
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     server.tokens.clear()  # the party revokes every token it gave out
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     latest = OutboundMessage.objects.filter(recipient=registry.licensor).latest("id")
     assert latest.state == "pending" and "HTTP 401" in latest.last_error
     OutboundMessage.objects.filter(pk=latest.pk).update(next_attempt_at=timezone.now())
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     latest.refresh_from_db()
     assert latest.state == "delivered"
     assert len(server.token_requests) == 2
@@ -353,7 +353,7 @@ def test_token_endpoint_down_is_retried_and_the_secret_is_not_in_the_error(regis
     registry.licensor.endpoint_client_secret = "very-secret-value"
     registry.licensor.save()
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     m = OutboundMessage.objects.get(recipient=registry.licensor)
     assert m.state == "pending" and "token request" in m.last_error
     assert "very-secret-value" not in m.last_error
@@ -361,19 +361,14 @@ def test_token_endpoint_down_is_retried_and_the_secret_is_not_in_the_error(regis
 
 
 def test_resend_puts_failed_messages_back_in_the_queue(
-    registry, party_server, monkeypatch, django_capture_on_commit_callbacks
+    registry, party_server, woken_drains, django_capture_on_commit_callbacks
 ):
-    from entitlements import tasks
-
-    woken = []
-    monkeypatch.setattr(
-        tasks.drain_recipient, "apply_async", lambda args, **kw: woken.append(args[0])
-    )
+    woken = woken_drains
     answers = iter([Answer(400), Answer(200)])
     server = party_server(lambda r: next(answers))
     point(registry.licensor, server)
     make_order(registry, 1)
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     message = OutboundMessage.objects.get(recipient=registry.licensor)
     assert message.state == "failed"
     with django_capture_on_commit_callbacks(execute=True):
@@ -381,7 +376,7 @@ def test_resend_puts_failed_messages_back_in_the_queue(
     assert woken == [registry.licensor.pk]
     message.refresh_from_db()
     assert message.state == "pending" and message.next_attempt_at <= timezone.now()
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
     message.refresh_from_db()
     # The re-send starts a fresh count; the attempt history is kept.
     assert message.state == "delivered" and message.attempt_count == 1
@@ -401,11 +396,11 @@ def test_claim_takes_due_retries_first_then_never_tried_and_skips_the_rest(regis
     OutboundMessage.objects.filter(id=ids[0]).update(next_attempt_at=now - dt.timedelta(seconds=5))
     OutboundMessage.objects.filter(id=ids[1]).update(next_attempt_at=now - dt.timedelta(seconds=60))
     OutboundMessage.objects.filter(id=ids[2]).update(next_attempt_at=now + dt.timedelta(hours=1))
-    first = dispatch.claim_due(registry.licensor.pk, limit=3)
+    first = outbox.claim_due(registry.licensor.pk, limit=3)
     assert first.ids == [ids[1], ids[0], ids[3]]
-    second = dispatch.claim_due(registry.licensor.pk, limit=3)
+    second = outbox.claim_due(registry.licensor.pk, limit=3)
     assert second.ids == [ids[4], ids[5]]
-    assert dispatch.claim_due(registry.licensor.pk).ids == []
+    assert outbox.claim_due(registry.licensor.pk).ids == []
     assert set(
         OutboundMessage.objects.filter(id__in=first.ids).values_list("next_attempt_at", flat=True)
     ) == {first.lease}
@@ -436,7 +431,7 @@ def test_a_drain_keeps_the_window_full_across_batches(registry, party_server, se
 
     server = party_server(first_batch_slow)
     point(registry.licensor, server)
-    report = dispatch.drain(registry.licensor.pk)
+    report = outbox.drain(registry.licensor.pk)
     assert report.delivered == 12 and report.batches == 3
     # The second batch (positions 4 to 7) went out while the slow request was still open.
     slow_done = arrivals[3] + 1.5
@@ -455,7 +450,7 @@ def test_a_batch_whose_token_cannot_be_had_is_not_sent(registry, party_server, s
     registry.licensor.endpoint_client_secret = "hub-secret"
     registry.licensor.save()
     make_order(registry, 5)
-    report = dispatch.drain(registry.licensor.pk)
+    report = outbox.drain(registry.licensor.pk)
     assert report.retry == 5 and report.batches == 1
     assert [r.path for r in server.received] == ["/broken-token"]
     attempts = DeliveryAttempt.objects.filter(message__recipient=registry.licensor)

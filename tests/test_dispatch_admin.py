@@ -5,18 +5,13 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from entitlements import tasks
 from entitlements.models import Entitlement, OutboundMessage
 from tests.factories import make_order
 
 
 @pytest.fixture
-def woken(monkeypatch):
-    calls: list[int] = []
-    monkeypatch.setattr(
-        tasks.drain_recipient, "apply_async", lambda args, **kw: calls.append(args[0])
-    )
-    return calls
+def woken(woken_drains):
+    return woken_drains
 
 
 def test_resend_action(registry, admin_client, woken, django_capture_on_commit_callbacks):

@@ -20,7 +20,7 @@ from django.utils import timezone
 from aanspraak.enqueue import enqueue_quietly
 from aanspraak.locks import LOCK_NAMESPACE, _file_lock, _key
 from config.celery import app
-from entitlements import dispatch, tasks
+from entitlements import outbox, tasks
 from entitlements.models import DeliveryAttempt, OutboundMessage
 from entitlements.services.resend import resend_messages
 from tests.factories import make_order
@@ -54,17 +54,17 @@ def expire_lease(ids: list[int]) -> None:
 
 def test_late_result_of_a_lost_lease_does_not_overwrite_the_delivery(registry, licensor_server):
     make_order(registry, 2)
-    first = dispatch.claim_due(registry.licensor.pk)
+    first = outbox.claim_due(registry.licensor.pk)
     assert len(first) == 2
     expire_lease(first.ids)
-    second = dispatch.claim_due(registry.licensor.pk)
+    second = outbox.claim_due(registry.licensor.pk)
     assert sorted(second.ids) == sorted(first.ids) and second.lease != first.lease
 
     # The second worker delivers; then the first one, which still had the batch in flight,
     # gets 503s and records them late.
     licensor_server.answers.extend([Answer(200), Answer(200), Answer(503), Answer(503)])
-    assert dispatch.send_batch(second).delivered == 2
-    late = dispatch.send_batch(first)
+    assert outbox.send_batch(second).delivered == 2
+    late = outbox.send_batch(first)
     assert late.overrun == 2 and late.total == 0
 
     for message in OutboundMessage.objects.filter(id__in=first.ids):
@@ -80,12 +80,12 @@ def test_late_result_of_a_lost_lease_does_not_overwrite_the_delivery(registry, l
 def test_the_new_owner_counts_the_late_attempt_too(registry, licensor_server):
     """The late worker records first, the new owner after it: neither count is lost."""
     make_order(registry, 1)
-    first = dispatch.claim_due(registry.licensor.pk)
+    first = outbox.claim_due(registry.licensor.pk)
     expire_lease(first.ids)
-    second = dispatch.claim_due(registry.licensor.pk)
+    second = outbox.claim_due(registry.licensor.pk)
     licensor_server.answers.extend([Answer(503), Answer(503)])
-    assert dispatch.send_batch(first).overrun == 1
-    assert dispatch.send_batch(second).retry == 1
+    assert outbox.send_batch(first).overrun == 1
+    assert outbox.send_batch(second).retry == 1
     message = OutboundMessage.objects.get(id=first.ids[0])
     assert message.state == "pending" and message.attempt_count == 2
     assert message.attempts.count() == 2
@@ -93,11 +93,11 @@ def test_the_new_owner_counts_the_late_attempt_too(registry, licensor_server):
 
 def test_a_resend_during_the_send_wins_over_the_late_result(registry, licensor_server):
     make_order(registry, 1)
-    claim = dispatch.claim_due(registry.licensor.pk)
+    claim = outbox.claim_due(registry.licensor.pk)
     OutboundMessage.objects.filter(id__in=claim.ids).update(state="failed")
     resend_messages(OutboundMessage.objects.filter(id__in=claim.ids))
     licensor_server.answers.append(Answer(400))
-    assert dispatch.send_batch(claim).overrun == 1
+    assert outbox.send_batch(claim).overrun == 1
     message = OutboundMessage.objects.get(id=claim.ids[0])
     assert message.state == "pending" and message.next_attempt_at <= timezone.now()
 
@@ -119,7 +119,7 @@ def test_resend_of_an_old_message_gets_the_full_horizon(registry, licensor_serve
     # The other one is due too, but keeps its old horizon: one 503 and it fails for good.
     OutboundMessage.objects.filter(pk=left.pk).update(state="pending", next_attempt_at=None)
     licensor_server.answers.extend([Answer(503), Answer(503)])
-    dispatch.drain(registry.licensor.pk)
+    outbox.drain(registry.licensor.pk)
 
     resent.refresh_from_db()
     assert resent.queued_at > long_ago + dt.timedelta(days=2)
@@ -166,7 +166,7 @@ def test_a_second_drain_of_the_same_recipient_returns_at_once(
     # Another worker's drain of the licensor is running (it holds the recipient's lock).
     other_session.execute("SELECT pg_advisory_lock(%s, %s)", key)
 
-    report = dispatch.drain(registry.licensor.pk)
+    report = outbox.drain(registry.licensor.pk)
     assert report.busy and report.total == 0 and report.batches == 0
     assert tasks.drain_recipient.run(registry.licensor.pk)["busy"] is True
     assert requeued == []  # a busy drain does not queue itself again either
@@ -177,10 +177,10 @@ def test_a_second_drain_of_the_same_recipient_returns_at_once(
         )
     ) == {("pending", 0, None)}
     # Other recipients are not held up by it.
-    assert not dispatch.drain(registry.seller.pk).busy
+    assert not outbox.drain(registry.seller.pk).busy
 
     other_session.execute("SELECT pg_advisory_unlock(%s, %s)", key)
-    report = dispatch.drain(registry.licensor.pk)
+    report = outbox.drain(registry.licensor.pk)
     assert not report.busy and report.delivered == 3
     # The drain let go of its lock: another session can take it now.
     assert other_session.execute("SELECT pg_try_advisory_lock(%s, %s)", key).fetchone()[0]
@@ -209,7 +209,7 @@ def test_outbound_work_has_its_own_queue_and_the_default_worker_consumes_all():
 def test_a_drain_wake_up_lands_on_the_outbound_queue():
     r = redis.Redis.from_url(django_settings.CELERY_BROKER_URL)
     before = (r.llen("outbound"), r.llen("celery"))
-    enqueue_quietly(tasks.drain_recipient, [(2**30,)])
+    enqueue_quietly("entitlements.tasks.drain_recipient", [(2**30,)])
     try:
         assert (r.llen("outbound"), r.llen("celery")) == (before[0] + 1, before[1])
         body = json.loads(r.lindex("outbound", 0))
@@ -236,10 +236,10 @@ real_sleep = functional.sleep
 functional.sleep = lambda s: (sleeps.append(s), real_sleep(s))
 import config.celery
 from django.db import transaction
-from entitlements import dispatch
+from entitlements import outbox
 from entitlements.services import enrollment
 with transaction.atomic():
-    dispatch.wake_after_commit([1, 2, 3])
+    outbox.wake_after_commit([1, 2, 3])
     enrollment.wake_after_commit()
 print("RETURNED sleeps=%d" % len(sleeps))
 """

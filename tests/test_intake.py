@@ -54,13 +54,9 @@ def seller(auth_client):
 
 
 @pytest.fixture
-def woken(monkeypatch):
+def woken(woken_drains):
     """Drains enqueued after commit, recorded instead of sent to the broker."""
-    from entitlements import tasks
-
-    calls: list[int] = []
-    monkeypatch.setattr(tasks.drain_recipient, "apply_async", lambda a, **kw: calls.append(a[0]))
-    return calls
+    return woken_drains
 
 
 def put(client, body):

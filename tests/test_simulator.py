@@ -13,7 +13,7 @@ import pytest
 
 from aanspraak.simulation.config import SimulatorConfig
 from aanspraak.simulation.party import PartySimulator
-from entitlements import dispatch
+from entitlements import outbox
 from entitlements.models import OutboundMessage
 from tests.factories import make_order
 from tests.loopback import Answer, LoopbackParty
@@ -210,8 +210,8 @@ def test_hub_dispatch_talks_to_the_simulator(registry, hub, simulator):
     registry.portal.endpoint_base_url = f"{sim.base_url}/portal"
     registry.portal.save()
     make_order(registry, 3)
-    dispatch.drain(registry.licensor.pk)
-    dispatch.drain(registry.portal.pk)
+    outbox.drain(registry.licensor.pk)
+    outbox.drain(registry.portal.pk)
     assert set(OutboundMessage.objects.values_list("state", flat=True)) == {"delivered"}
     wait_for(lambda: len(confirmations(hub)) == 6, what="six confirmations")
     refs = {str(r) for r in OutboundMessage.objects.values_list("reference_id", flat=True)}

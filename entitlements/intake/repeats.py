@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from aanspraak.models import Party
-from entitlements import dispatch
+from entitlements import outbox
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderIntake,
@@ -42,7 +42,7 @@ def repeat(intake: DeliveryOrderIntake) -> IntakeResult:
     with transaction.atomic():
         if previous is not None:
             queue_confirmation(intake, order, previous.body)
-        dispatch.wake_after_commit({order.seller_id})
+        outbox.wake_after_commit({order.seller_id})
     return IntakeResult.repeat(intake, order, previous.body if previous is not None else {})
 
 
@@ -80,7 +80,7 @@ def resend_unchanged(
             now=now,
         )
         queue_confirmation(intake, order, confirmation)
-        dispatch.wake_after_commit({seller.id})
+        outbox.wake_after_commit({seller.id})
     return IntakeResult.repeat(intake, order, confirmation)
 
 
@@ -147,7 +147,7 @@ def cancel_order(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeResult
         out["cancelledQuantity"] = cancelled
         out["licensedQuantity"] = licensed
         queue_confirmation(intake, order, out)
-        dispatch.wake_after_commit({seller.id, *proposal.recipients})
+        outbox.wake_after_commit({seller.id, *proposal.recipients})
     return IntakeResult(
         parsed.reference_id,
         intake.receive_id,
@@ -179,5 +179,5 @@ def _cancel_again(intake: DeliveryOrderIntake, order: DeliveryOrder) -> IntakeRe
     body["deliveryOrderReferenceId"] = intake.reference_id
     body["deliveryOrderReceiveId"] = str(intake.receive_id)
     queue_confirmation(intake, order, body)
-    dispatch.wake_after_commit({order.seller_id})
+    outbox.wake_after_commit({order.seller_id})
     return IntakeResult.repeat(intake, order, body)

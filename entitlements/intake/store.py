@@ -14,7 +14,7 @@ from django.utils import timezone
 from aanspraak.db.bulk import RawJson, insert_rows, uuid4_strings
 from aanspraak.models import Party
 from aanspraak.timestamps import rfc3339
-from entitlements import dispatch
+from entitlements import outbox
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderIntake,
@@ -23,8 +23,8 @@ from entitlements.models import (
     EntitlementUrlStatus,
     OutboundMessage,
 )
+from entitlements.outbox.messages import MESSAGE_FIELDS, creation_rows
 from entitlements.services import enrollment
-from entitlements.services.cancel import MESSAGE_FIELDS, creation_rows
 from entitlements.statuses import (
     EntitlementStatus,
     MessageKind,
@@ -139,7 +139,7 @@ def store_new_order(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeRes
             now=now,
         )
         queue_confirmation(intake, order, body_out)
-        dispatch.wake_after_commit({product.licensor_id, seller.id, *(p.id for p in portals)})
+        outbox.wake_after_commit({product.licensor_id, seller.id, *(p.id for p in portals)})
     return IntakeResult(
         parsed.reference_id,
         intake.receive_id,

@@ -1,5 +1,5 @@
 """Pieces of the seed-002 Entitlement document shared by the read API
-(``selectors/deliveryorders.py``) and the Entitlement requests the hub sends (``dispatch.py``),
+(``selectors/deliveryorders.py``) and the Entitlement requests the hub sends (``outbox``),
 so both write the order's fields the same way and in the seed's order."""
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from aanspraak.db.bulk import insert_rows
+from aanspraak.enqueue import enqueue_quietly
 from aanspraak.outbound import RetryPolicy
 from aanspraak.outbound.enrollments import (
     Enrollment,
@@ -42,7 +43,7 @@ from aanspraak.outbound.enrollments import (
     school_params,
 )
 from aanspraak.outbound.fetch import ChainCallError
-from entitlements import dispatch, worker_settings
+from entitlements import outbox, worker_settings
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderIntake,
@@ -52,7 +53,7 @@ from entitlements.models import (
     OutboundMessage,
     StatusEvent,
 )
-from entitlements.services.cancel import MESSAGE_FIELDS, creation_rows
+from entitlements.outbox.messages import MESSAGE_FIELDS, creation_rows
 from entitlements.statuses import DeliveryOrderStatus, EntitlementStatus, EventCause, UrlStatus
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,8 @@ def wake_after_commit() -> None:
     only delays it: the periodic sweep finds the lookups)."""
 
     def wake() -> None:
-        from aanspraak.enqueue import enqueue_quietly
-        from entitlements.tasks import resolve_enrollments
-
         # No publish retry, broker errors logged: a broker that is down must not stall intake.
-        enqueue_quietly(resolve_enrollments, [()])
+        enqueue_quietly("entitlements.tasks.resolve_enrollments", [()])
 
     transaction.on_commit(wake, robust=True)
 
@@ -384,7 +382,7 @@ def _release(lookups: list[EnrollmentLookup], now: dt.datetime) -> None:
         recipients=recipients,
     )
     insert_rows(OutboundMessage, MESSAGE_FIELDS, rows)
-    dispatch.wake_after_commit(recipients)
+    outbox.wake_after_commit(recipients)
 
 
 def cancel_unresolved(order_pks: list[int], now: dt.datetime | None = None) -> int:

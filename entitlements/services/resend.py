@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from entitlements import dispatch
+from entitlements import outbox
 from entitlements.models import OutboundMessage
 from entitlements.statuses import MessageState
 
@@ -28,5 +28,5 @@ def resend_messages(messages: QuerySet[OutboundMessage]) -> int:
             attempt_count=0,
             last_error="",
         )
-        dispatch.wake_after_commit(recipients)
+        outbox.wake_after_commit(recipients)
     return count

@@ -1,0 +1,303 @@
+"""Recording a batch's attempts and results set-based, and a portal's delivery turning its
+URL status ``initialized``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+import orjson
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from aanspraak.outbound import Outcome, RetryPolicy, SendResult
+from entitlements.models import (
+    DeliveryAttempt,
+    EntitlementUrlStatus,
+    OutboundMessage,
+    StatusEvent,
+)
+from entitlements.statuses import EventCause, MessageState, UrlStatus
+
+from .render import Message
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 2000
+
+
+@dataclass
+class BatchReport:
+    delivered: int = 0
+    retry: int = 0
+    failed: int = 0
+    # Attempts whose message had been taken over (lease overrun) or re-sent meanwhile: stored
+    # as attempts, but the message was left to its new owner.
+    overrun: int = 0
+
+    def add(self, other: BatchReport) -> None:
+        self.delivered += other.delivered
+        self.retry += other.retry
+        self.failed += other.failed
+        self.overrun += other.overrun
+
+    @property
+    def total(self) -> int:
+        return self.delivered + self.retry + self.failed
+
+
+def record_results(
+    messages: list[Message],
+    bodies: list[bytes],
+    results: list[SendResult],
+    policy: RetryPolicy,
+    lease: dt.datetime | None,
+) -> BatchReport:
+    """Store the attempts (one insert), the messages' new state (one update) and, for
+    delivered portal requests, the URL statuses uninitialized → initialized.
+
+    The messages are locked again first and only those this worker still holds (pending,
+    ``next_attempt_at`` equal to its ``lease``) are written, from the locked rows' values: a
+    worker that outlived its lease must not turn another's DELIVERED back into PENDING. Its
+    attempts are stored all the same and counted in ``attempt_count`` (they did happen)."""
+    now = timezone.now()
+    report = BatchReport()
+    attempts: list[tuple] = []
+    owned: list[tuple] = []
+    overrun: list[int] = []
+    initialized: list[Message] = []
+    with transaction.atomic():
+        current = {
+            pk: (state, next_attempt_at, attempt_count, queued_at)
+            for pk, state, next_attempt_at, attempt_count, queued_at in (
+                OutboundMessage.objects.select_for_update()
+                .filter(id__in=[m.pk for m in messages])
+                .order_by("id")
+                .values_list("id", "state", "next_attempt_at", "attempt_count", "queued_at")
+            )
+        }
+        for message, body, result in zip(messages, bodies, results, strict=True):
+            if message.pk not in current:
+                continue  # deleted meanwhile (its order was removed): nothing to record
+            state, next_attempt_at, attempt_count, queued_at = current[message.pk]
+            outcome = result.outcome
+            error = result.error[:MAX_ERROR_LENGTH]
+            if state != MessageState.PENDING or next_attempt_at != lease:
+                attempts.append(_attempt(message, result, outcome, error))
+                overrun.append(message.pk)
+                report.overrun += 1
+                continue
+            attempt_count += 1
+            when = None
+            if outcome is Outcome.RETRY:
+                when = policy.next_attempt_at(queued_at, attempt_count, now, result.retry_after)
+                if when is None:
+                    outcome = Outcome.FAILED
+                    error = (
+                        f"gave up after {attempt_count} attempts (retry horizon "
+                        f"{int(policy.horizon_seconds)}s passed); last: {error}"
+                    )[:MAX_ERROR_LENGTH]
+            attempts.append(_attempt(message, result, outcome, error))
+            if outcome is Outcome.DELIVERED:
+                owned.append((message.pk, MessageState.DELIVERED, attempt_count, None, "", now))
+                report.delivered += 1
+                if message.proposed_url_status == UrlStatus.INITIALIZED:
+                    initialized.append(message)
+            elif outcome is Outcome.FAILED:
+                owned.append((message.pk, MessageState.FAILED, attempt_count, None, error, None))
+                report.failed += 1
+            else:
+                owned.append((message.pk, MessageState.PENDING, attempt_count, when, error, None))
+                report.retry += 1
+            owned[-1] += (body,)
+        _insert_attempts(attempts)
+        _update_messages(owned)
+        if overrun:
+            log.warning(
+                "%d message(s) were taken over or re-sent while this worker sent them; "
+                "their attempts are stored, their state left to the new owner",
+                len(overrun),
+            )
+            OutboundMessage.objects.filter(id__in=overrun).update(
+                attempt_count=F("attempt_count") + 1
+            )
+        if initialized:
+            mark_initialized(initialized, now)
+    return report
+
+
+def _attempt(message: Message, result: SendResult, outcome: Outcome, error: str) -> tuple:
+    return (
+        message.pk,
+        result.started_at,
+        result.duration_ms,
+        result.http_status,
+        outcome.value,
+        error,
+    )
+
+
+def _insert_attempts(rows: list[tuple]) -> None:
+    """One INSERT of the attempts: on PostgreSQL from one JSON parameter (no model instances,
+    and one string to quote instead of an array element by element), ``bulk_create``
+    elsewhere."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        DeliveryAttempt.objects.bulk_create(
+            DeliveryAttempt(
+                message_id=pk,
+                started_at=started_at,
+                duration_ms=duration_ms,
+                http_status=http_status,
+                outcome=outcome,
+                error=error,
+            )
+            for pk, started_at, duration_ms, http_status, outcome, error in rows
+        )
+        return
+    payload = orjson.dumps(
+        [{"m": m, "s": s, "d": d, "h": h, "o": o, "e": e} for m, s, d, h, o, e in rows]
+    )
+    # The table name comes from the model, never from input.
+    table = connection.ops.quote_name(DeliveryAttempt._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (message_id, started_at, duration_ms, http_status, outcome, "  # noqa: S608
+            "error) SELECT m, s, d, h, o, e FROM json_to_recordset(%s::json) "
+            "AS v(m bigint, s timestamptz, d int, h int, o text, e text)",
+            [payload.decode()],
+        )
+
+
+def _update_messages(rows: list[tuple]) -> None:
+    """One UPDATE of the owned messages (id, state, attempt_count, next_attempt_at,
+    last_error, delivered_at, body as sent): on PostgreSQL joined to one JSON parameter,
+    ``bulk_update`` (a CASE per column and row) elsewhere."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        OutboundMessage.objects.bulk_update(
+            [
+                OutboundMessage(
+                    pk=pk,
+                    state=state,
+                    attempt_count=attempt_count,
+                    next_attempt_at=next_attempt_at,
+                    last_error=last_error,
+                    delivered_at=delivered_at,
+                    body=orjson.loads(body),
+                )
+                for pk, state, attempt_count, next_attempt_at, last_error, delivered_at, body in (
+                    rows
+                )
+            ],
+            ["state", "attempt_count", "next_attempt_at", "last_error", "delivered_at", "body"],
+        )
+        return
+    # The bodies go in as they were sent, without being parsed and encoded again.
+    payload = orjson.dumps(
+        [
+            {"i": i, "s": s, "c": c, "n": n, "e": e, "d": d, "b": orjson.Fragment(b)}
+            for i, s, c, n, e, d, b in rows
+        ]
+    )
+    table = connection.ops.quote_name(OutboundMessage._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS m SET state = v.s, attempt_count = v.c, next_attempt_at = v.n, "  # noqa: S608
+            "last_error = v.e, delivered_at = v.d, body = v.b "
+            "FROM json_to_recordset(%s::json) "
+            "AS v(i bigint, s text, c int, n timestamptz, e text, d timestamptz, b jsonb) "
+            "WHERE m.id = v.i",
+            [payload.decode()],
+        )
+
+
+def mark_initialized(messages: list[Message], now: dt.datetime) -> int:
+    """URL status uninitialized → initialized for the delivered portal requests (only where
+    it is still uninitialized: a confirmation may have moved it on), with StatusEvents.
+
+    The rows are locked in one statement in id order, the order the confirmation replay
+    locks them in, so the two never deadlock."""
+    by_pair: dict[tuple[int, int], Message] = {
+        (m.entitlement_id, m.recipient_id): m for m in messages
+    }
+    if not by_pair:
+        return 0
+    if connection.vendor == "postgresql":
+        return _mark_initialized_pg(by_pair, now)
+    pairs = Q()
+    for portal_pk in {portal for _, portal in by_pair}:
+        entitlement_pks = [e for e, p in by_pair if p == portal_pk]
+        pairs |= Q(portal_id=portal_pk, entitlement_id__in=entitlement_pks)
+    rows = list(
+        EntitlementUrlStatus.objects.select_for_update()
+        .filter(pairs, status=UrlStatus.UNINITIALIZED)
+        .order_by("id")
+        .values_list("id", "entitlement_id", "portal_id")
+    )
+    if not rows:
+        return 0
+    EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in rows]).update(
+        status=UrlStatus.INITIALIZED, status_changed_at=now, date_last_modified=now
+    )
+    events = []
+    for _, entitlement_pk, portal_pk in rows:
+        message = by_pair[(entitlement_pk, portal_pk)]
+        events.append(
+            StatusEvent(
+                entitlement_id=entitlement_pk,
+                portal_id=portal_pk,
+                from_status=UrlStatus.UNINITIALIZED,
+                to_status=UrlStatus.INITIALIZED,
+                cause=EventCause.DELIVERY,
+                cause_pk=message.pk,
+                cause_ref=str(message.reference_id),
+                effective_at=now,
+            )
+        )
+    StatusEvent.objects.bulk_create(events)
+    return len(rows)
+
+
+def _mark_initialized_pg(by_pair: dict[tuple[int, int], Message], now: dt.datetime) -> int:
+    """:func:`mark_initialized` in one statement: lock (in id order), update and insert the
+    StatusEvents without a round trip or a model instance per row."""
+    payload = orjson.dumps(
+        [
+            {"e": e, "p": p, "m": m.pk, "r": str(m.reference_id)}
+            for (e, p), m in sorted(by_pair.items())
+        ]
+    )
+    url_status = connection.ops.quote_name(EntitlementUrlStatus._meta.db_table)
+    event = connection.ops.quote_name(StatusEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH v AS (SELECT * FROM json_to_recordset(%s::json) "  # noqa: S608
+            "AS v(e bigint, p bigint, m bigint, r text)), "
+            f"locked AS (SELECT u.id, v.e, v.p, v.m, v.r FROM {url_status} u "
+            "JOIN v ON u.entitlement_id = v.e AND u.portal_id = v.p "
+            "WHERE u.status = %s ORDER BY u.id FOR UPDATE OF u), "
+            f"changed AS (UPDATE {url_status} u SET status = %s, status_changed_at = %s, "
+            "date_last_modified = %s FROM locked WHERE u.id = locked.id RETURNING u.id) "
+            f"INSERT INTO {event} (entitlement_id, portal_id, from_status, to_status, cause, "
+            "cause_pk, cause_ref, effective_at, recorded_at) "
+            "SELECT locked.e, locked.p, %s, %s, %s, locked.m, locked.r, %s, %s "
+            "FROM locked JOIN changed ON changed.id = locked.id",
+            [
+                payload.decode(),
+                UrlStatus.UNINITIALIZED,
+                UrlStatus.INITIALIZED,
+                now,
+                now,
+                UrlStatus.UNINITIALIZED,
+                UrlStatus.INITIALIZED,
+                EventCause.DELIVERY,
+                now,
+                now,
+            ],
+        )
+        return cursor.rowcount
