@@ -7,7 +7,8 @@ does not depend on the table's statistics: an index scan, or at worst one pass w
 lookup. The ``IN (SELECT unnest(…))`` it replaces is a semi-join; when the statistics were
 stale (just after a school start's deliveries) the planner guessed one matching row and
 re-scanned the whole table once per key (0.3-0.9 s a batch, docs/performance.md, P5).
-Elsewhere (SQLite) it is Django's ``IN``.
+Elsewhere (SQLite), and for values other than integers and UUIDs (which the literal does
+not quote), it is Django's ``IN``.
 """
 
 from __future__ import annotations
@@ -16,16 +17,21 @@ from django.core.exceptions import EmptyResultSet
 from django.db.models import Field, ForeignObject
 from django.db.models.lookups import In
 
+# Column types whose values need no quoting inside an array literal.
+ARRAY_TYPES = frozenset({"smallint", "integer", "bigint", "uuid"})
+
 
 class AnyOf(In):
     lookup_name = "any"
 
     def as_postgresql(self, compiler, connection):
+        db_type = self.lhs.output_field.db_type(connection)
+        if db_type not in ARRAY_TYPES or not self.rhs_is_direct_value():
+            return self.as_sql(compiler, connection)
         values = [value for value in self.rhs if value is not None]
         if not values:
             raise EmptyResultSet
         lhs, lhs_params = self.process_lhs(compiler, connection)
-        db_type = self.lhs.output_field.db_type(connection)
         literal = "{" + ",".join(map(str, values)) + "}"
         return f"{lhs} = ANY(%s::{db_type}[])", (*lhs_params, literal)
 
