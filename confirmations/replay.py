@@ -149,7 +149,7 @@ def _step(state: Folded, event: Event, tz: dt.tzinfo) -> Decision:
 
 
 def _expire(state: Folded, event: Event) -> None:
-    """The hub's expiry, by the rule the expiry job applies too (``expiry_rules``)."""
+    """The hub's expiry, by the rule the expiry job applies too (``entitlements.rules.expiry``)."""
     cause = event.as_cause
     if expires(Subject.ENTITLEMENT, state.status):
         state.status, state.status_cause = EntitlementStatus.EXPIRED, cause
@@ -160,5 +160,5 @@ def _expire(state: Folded, event: Event) -> None:
 
 def expiry_event(expires_at: dt.datetime) -> Event:
     """The hub's expiry of an entitlement (and its URL statuses) at ``expires_at``: the
-    ``expiry_rules.expiry_moment`` of its order's expirationDate."""
+    ``entitlements.rules.expiry.expiry_moment`` of its order's expirationDate."""
     return Event(effective_at=expires_at, ref="", sender=0, cause=EventCause.EXPIRY)

@@ -657,7 +657,7 @@ def _replay(accepted: list[_Row], now: dt.datetime) -> _Replayed:
         (_, etype, status, end_date, changed_at, master, user_ids, spec, expiration) = locked[pk]
         events = by_entitlement[pk]
         # Due by our clock, or already applied by the expiry job: either way the expiry is
-        # one event of the fold, at the same moment the job uses (``expiry_rules``).
+        # one event of the fold, at the same moment the job uses (``entitlements.rules.expiry``).
         if expiration is not None and (
             status == EntitlementStatus.EXPIRED or is_due(expiration, now, tz)
         ):
