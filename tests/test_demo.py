@@ -54,7 +54,7 @@ def test_a_second_signal_during_the_cleanup_does_not_cut_it_short():
     )  # fmt: skip
     assert stubborn.stdout.readline() == b"ready\n"
     willing = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    before = {sig: signal.getsignal(sig) for sig in demo.STOP_SIGNALS}
     demo.stop_on_termination()  # what the command does: SIGTERM becomes KeyboardInterrupt
     second = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
     try:
@@ -67,3 +67,34 @@ def test_a_second_signal_during_the_cleanup_does_not_cut_it_short():
             signal.signal(sig, handler)
     assert stubborn.poll() == -signal.SIGKILL
     assert willing.poll() == -signal.SIGTERM
+
+
+def test_two_signals_at_once_start_one_cleanup_that_runs_to_its_end():
+    """What ``timeout … make demo`` does: make and the demo both get the signal, so two arrive
+    together. The first starts the cleanup; the second must not interrupt it."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from aanspraak.simulation import demo
+
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    before = {sig: signal.getsignal(sig) for sig in demo.STOP_SIGNALS}
+    demo.stop_on_termination()
+    try:
+        try:
+            subprocess.Popen(["sh", "-c", f"kill -TERM {os.getpid()}; kill -TERM {os.getpid()}"])
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # the demo's "serving" loop
+                time.sleep(0.01)
+            raise AssertionError("no signal arrived")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            demo.stop_processes([child], grace=1.0)
+        time.sleep(0.2)  # a late second signal would land here, outside any handler
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    assert child.poll() == -signal.SIGTERM

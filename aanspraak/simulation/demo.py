@@ -30,6 +30,7 @@ from aanspraak.services.registry import load_registry, read_registry_file
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_FILE = ROOT / "aanspraak" / "simulation" / "demo-registry.yaml"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SELLER_CLIENT = ("demo-seller", "demo-seller-secret")
 STUDENTS = 25
 
@@ -110,8 +111,7 @@ def stop_processes(processes: list[subprocess.Popen], grace: float = 15.0) -> No
     Once started, the cleanup runs to its end: further SIGINT, SIGTERM or SIGHUP are ignored
     until it is done (a second signal used to interrupt the wait and leave the worker
     running), and stopping what has stopped already does nothing."""
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in stops}
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
     try:
         for proc in processes:
             _signal_group(proc, signal.SIGTERM)
@@ -129,14 +129,19 @@ def stop_processes(processes: list[subprocess.Popen], grace: float = 15.0) -> No
 
 
 def stop_on_termination() -> None:
-    """Turn SIGTERM and SIGHUP into KeyboardInterrupt, so the demo cleans up its children
-    however it is stopped (Ctrl-C, a closed terminal, a process manager, a time-out)."""
+    """Turn SIGINT, SIGTERM and SIGHUP into KeyboardInterrupt, so the demo cleans up its
+    children however it is stopped (Ctrl-C, a closed terminal, a process manager, a
+    time-out). The first signal starts the cleanup and the next ones are ignored: ``make``
+    and ``timeout`` pass a signal on, so two arrive together, and the second used to cut the
+    cleanup short before it had begun."""
 
     def interrupt(signum, frame):
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGHUP, interrupt)
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, interrupt)
 
 
 def wait_for_hub(hub: str, timeout: float = 60) -> None:
