@@ -710,3 +710,32 @@ def test_the_parser_and_the_openapi_document_share_the_quantity_limit():
     document = yaml.safe_load(text)
     prop = _openapi_property(document, document["components"]["schemas"], "quantity")
     assert prop["maximum"] == MAX_ENTITLEMENTS
+
+
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        (
+            lambda b: b["deliveryOrder"].__setitem__("contractId", "C-\x001"),
+            "deliveryOrder.contractId",
+        ),
+        (
+            lambda b: b["deliveryOrder"]["deliverySpecification"]["students"][1].__setitem__(
+                "userMasterIdentifier", "https://ketenid.nl/201703/\x00"
+            ),
+            "deliveryOrder.deliverySpecification.students[1].userMasterIdentifier",
+        ),
+        (lambda b: b["deliveryOrder"].__setitem__("note\x00", "x"), "deliveryOrder (a key)"),
+    ],
+)
+def test_a_nul_character_anywhere_is_a_400_naming_it_and_stores_nothing(
+    registry, seller, where, path
+):
+    """PostgreSQL cannot store NUL in text or jsonb; it used to answer 500 from the insert."""
+    body = order_body(2)
+    where(body)
+    response = put(seller, body)
+    assert response.status_code == 400, response.content
+    assert response.json()["status"] == 11
+    assert f"{path}: must not contain a NUL character" in response.json()["statusMessage"]
+    nothing_stored()
