@@ -74,7 +74,7 @@ def build(n: int) -> None:
 
     from aanspraak.models import Party, Product, School
     from aanspraak.services.registry import load_registry
-    from tests.factories import REGISTRY, make_order
+    from tests.support.factories import REGISTRY, make_order
 
     call_command("migrate", verbosity=0)
     load_registry(REGISTRY)

@@ -128,7 +128,7 @@ def build(shape: Shape, log=print) -> dict[str, float]:
     from django.db import connection
 
     from aanspraak.services.registry import load_registry
-    from tests.factories import REGISTRY
+    from tests.support.factories import REGISTRY
 
     steps: dict[str, float] = {}
     started = time.perf_counter()

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from django.utils import timezone
 
-from tests.factories import REGISTRY
+from tests.support.factories import REGISTRY
 
 
 def pytest_sessionstart(session):
@@ -165,7 +165,7 @@ def celery_worker_process(worker_env, tmp_path):
 
     Call the fixture's ``start(extra_args=[...], env={...})`` to launch (so a test can pick
     queues or restart a worker)."""
-    from tests.processes import CeleryWorker
+    from tests.support.processes import CeleryWorker
 
     workers: list[CeleryWorker] = []
 
@@ -183,7 +183,7 @@ def celery_worker_process(worker_env, tmp_path):
 @pytest.fixture
 def hub_server(worker_env, tmp_path):
     """The hub under gunicorn on a free loopback port (``.url``), on the test database."""
-    from tests.processes import HubServer
+    from tests.support.processes import HubServer
 
     server = HubServer(worker_env, tmp_path)
     server.start()

@@ -7,7 +7,7 @@ than the rest of the request together. The fast check here only ever *accepts*: 
 validated data when the body is certainly valid by the serializer's rules (a stricter subset:
 e.g. it does not strip whitespace, and leaves non-ASCII strings to the serializer), and None
 otherwise; then the serializer runs and answers the exact 400 it always did.
-``tests/test_confirmation_validation.py`` holds the two to agreement.
+``tests/confirmations/test_validation.py`` holds the two to agreement.
 """
 
 from __future__ import annotations

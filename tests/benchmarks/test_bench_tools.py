@@ -1,0 +1,96 @@
+"""The benchmark's own tools (benchmarks/): the party server answers, counts and records as
+the scenarios rely on, and the floor client sends what was recorded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+from benchmarks.stack import PartyServer, cpu_seconds_by_command, cpu_shares
+from tests.support.processes import ROOT
+
+
+@pytest.fixture
+def party():
+    server = PartyServer({"PATH": "/usr/bin:/bin"}).start(timeout=30)
+    yield server
+    server.stop()
+
+
+def _put(url: str, body: bytes) -> int:
+    request = urllib.request.Request(url, data=body, method="PUT")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return answer.status
+
+
+def test_party_server_answers_202_counts_per_prefix_and_records_bodies(party):
+    urllib.request.urlopen(
+        urllib.request.Request(f"{party.url}/_record", method="POST"), timeout=5
+    ).close()
+    assert _put(f"{party.url}/registry/entitlements", b'{"a": 1}') == 202
+    assert _put(f"{party.url}/portal/entitlements", b'{"b": 2}') == 202
+    assert _put(f"{party.url}/portal/entitlements", b'{"c": 3}') == 202
+    assert party.counts() == {"/registry": 1, "/portal": 2}
+
+    with urllib.request.urlopen(f"{party.url}/_recorded", timeout=5) as answer:
+        recorded = [json.loads(line) for line in answer.read().splitlines()]
+    assert [(r["method"], r["path"], r["body"]) for r in recorded] == [
+        ("PUT", "/registry/entitlements", '{"a": 1}'),
+        ("PUT", "/portal/entitlements", '{"b": 2}'),
+        ("PUT", "/portal/entitlements", '{"c": 3}'),
+    ]
+    party.reset()
+    assert party.counts() == {}
+
+
+def test_party_server_issues_a_token(party):
+    request = urllib.request.Request(f"{party.url}/token", data=b"grant_type=x", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert json.loads(answer.read())["token_type"] == "Bearer"
+
+
+def test_floor_client_sends_every_recorded_request_with_keep_alive(party, tmp_path):
+    requests = tmp_path / "requests.jsonl"
+    lines = [
+        json.dumps({"method": "PUT", "path": "/registry/entitlements", "body": f'{{"n": {i}}}'})
+        for i in range(200)
+    ]
+    requests.write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.floor_client", "--base-url", party.url,
+         "--requests", str(requests), "--concurrency", "8"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["sent"] == 200 and report["failed"] == 0
+    assert party.counts() == {"/registry": 200}
+
+
+def test_cpu_shares_rank_the_commands_that_used_the_cpu():
+    before = {(10, "postgres"): 1.0, (11, "gunicorn"): 2.0, (12, "postgres"): 5.0}
+    # pid 12 ended (missed), pid 13 started in between (counts whole)
+    after = {(10, "postgres"): 3.0, (11, "gunicorn"): 3.0, (13, "postgres"): 1.0,
+             (14, "wrk"): 1.0}  # fmt: skip
+    assert cpu_shares(before, after) == "postgres 60 %, gunicorn 20 %, wrk 20 %"
+    assert cpu_seconds_by_command()  # this machine's processes can be read
+
+
+def test_paced_client_keeps_its_connections_alive_and_counts_every_answer(party):
+    import asyncio
+
+    from benchmarks.loadgen import http_request, paced_requests
+
+    host, port = "127.0.0.1", party.port
+    requests = [http_request(host, port, "/hub/confirm", "t", b'{"n": %d}' % i) for i in range(300)]
+    answers = {}
+    errors, took = asyncio.run(
+        paced_requests(host, port, requests, 600, lambda i, s, _at: answers.update({i: s}), 8)
+    )
+    assert errors == 0 and sorted(answers) == list(range(300))
+    assert set(answers.values()) == {202}
+    assert party.counts() == {"/hub": 300}
+    assert took >= 299 / 600  # paced, not as fast as possible
