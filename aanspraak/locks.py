@@ -1,4 +1,4 @@
-"""At most one drain per recipient at a time (review finding F9).
+"""At most one drain per recipient at a time.
 
 Without it, every sweep and every re-queue of a slow party's drain adds another drain of the
 same party, until that party occupies every worker process. A drain therefore takes a

@@ -304,7 +304,7 @@ CELERY_BEAT_SCHEDULE["expire-entitlements"] = {
 # A delivery order of 100,000 students with ECK iDs is some 15-30 MB of JSON.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("HUB_MAX_REQUEST_BYTES", str(64 * 1024 * 1024)))
 
-# --- Confirmations (issue 4) ----------------------------------------------------------------
+# --- Confirmations: applying them, waking the workers, the sweep (confirmations/) ---------
 # Confirmations a worker claims and applies in one transaction.
 HUB_APPLY_BATCH_SIZE = int(os.environ.get("HUB_APPLY_BATCH_SIZE", "500"))
 # Test only: seconds a worker waits inside a claimed batch (to kill it mid-batch).
@@ -325,7 +325,7 @@ CELERY_BEAT_SCHEDULE["confirmations-sweep"] = {
     "schedule": HUB_CONFIRMATION_SWEEP_INTERVAL,
 }
 
-# --- Chain clients (issue 6): enrollment lookups and usage reconciliation ---------------------
+# --- Chain clients: enrollment lookups and usage reconciliation (docs/chain-clients.md) ----
 # Enrollment lookups one resolver claims at a time (sent concurrently, HUB_OUTBOUND_CONCURRENCY).
 HUB_ENROLLMENT_BATCH_SIZE = int(os.environ.get("HUB_ENROLLMENT_BATCH_SIZE", "50"))
 # How often beat looks for due enrollment lookups (retries and lost wake-ups).
@@ -341,7 +341,7 @@ CELERY_BEAT_SCHEDULE["usage-reconcile"] = {
     "schedule": HUB_USAGE_RECONCILE_SECONDS,
 }
 
-# --- Celery queues (review finding F9) --------------------------------------------------------
+# --- Celery queues: outbound work on a queue of its own (docs/operations.md, "Queues") -----
 # Work that waits on other parties (outbound delivery, enrollment lookups) has its own queue,
 # so applying confirmations ("celery", the default queue) is never stuck behind a slow party.
 # A worker started without -Q consumes every queue in CELERY_TASK_QUEUES (the embedded

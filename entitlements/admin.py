@@ -169,7 +169,7 @@ class StatusEventAdmin(RecordAdmin):
     raw_id_fields = ["entitlement"]
 
 
-# --- Actions of outbound delivery and cancel/block (issue 5): thin calls to services. -------
+# --- Actions of outbound delivery and cancel/block: thin calls to services. ---------------
 
 
 @admin.action(description="Re-send selected messages now")
@@ -210,7 +210,7 @@ OutboundMessageAdmin.actions = [resend_selected]
 EntitlementAdmin.actions = [propose_cancel, propose_block]
 
 
-# --- Chain clients (issue 6): enrollment lookups and usage reconciliation. -----------------
+# --- Chain clients: enrollment lookups and usage reconciliation. --------------------------
 
 
 class EnrollmentLookupInline(admin.StackedInline):

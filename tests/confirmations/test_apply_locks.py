@@ -1,4 +1,4 @@
-"""The worker's replay and a delivery recorded at the same moment (F11): the replay locks
+"""The worker's replay and a delivery recorded at the same moment: the replay locks
 the URL statuses it reads, so it either sees the delivery's result or the delivery sees its
 own; never two changes from the same ``uninitialized``."""
 

@@ -1,4 +1,4 @@
-"""Convergence (issue 4 §3, docs/confirmations.md, "The rules"), as a property: any set of
+"""Convergence (docs/confirmations.md, "The rules"), as a property: any set of
 confirmations and activations, arriving shuffled, with duplicates, applied in arbitrary batch
 splits through the real service on PostgreSQL, interleaved with the hub's own steps (deliveries
 recorded by ``mark_initialized``, the order expiring and the expiry job running), leaves every

@@ -89,7 +89,7 @@ def test_the_periodic_task_runs_the_service(registry, settings):
     )
 
 
-# --- one rule with the confirmation worker's replay (F1) ---------------------------------
+# --- one rule with the confirmation worker's replay ------------------------------------
 
 
 def _snapshot(order) -> dict:
