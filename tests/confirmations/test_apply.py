@@ -371,18 +371,18 @@ def test_a_confirmation_that_cannot_be_applied_is_set_aside_not_blocking(
 ):
     """A confirmation whose application raises (a bug, unexpected data) is set aside as
     rejected with a reason naming it; every other confirmation of the batch is applied."""
-    from confirmations.services import apply as apply_module
+    from confirmations.services import replay_batch as replay_module
 
     first, poison, third = order.entitlements.order_by("id")
     rids = [confirm(registry, e, "entitled") for e in (first, poison, third)]
-    real_fold = apply_module.fold
+    real_fold = replay_module.fold
 
     def fold_that_breaks_on_the_poison(base_urls, events, tz):
         if any(event.ref == rids[1] for event in events):
             raise KeyError("unexpected data")
         return real_fold(base_urls, events, tz)
 
-    monkeypatch.setattr(apply_module, "fold", fold_that_breaks_on_the_poison)
+    monkeypatch.setattr(replay_module, "fold", fold_that_breaks_on_the_poison)
     assert apply_all_pending() == 3
     assert outcome(rids[0])[0] == "applied"
     assert outcome(rids[2])[0] == "applied"
@@ -401,14 +401,14 @@ def test_a_confirmation_that_cannot_be_applied_is_set_aside_not_blocking(
 def test_a_lost_database_connection_sets_nothing_aside(registry, ent, monkeypatch):
     from django.db import OperationalError
 
-    from confirmations.services import apply as apply_module
+    from confirmations.services import replay_batch as replay_module
 
     rid = confirm(registry, ent, "entitled")
 
     def connection_lost(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(apply_module, "fold", connection_lost)
+    monkeypatch.setattr(replay_module, "fold", connection_lost)
     with pytest.raises(OperationalError):
         apply_all_pending()
     assert outcome(rid)[0] == "pending"
