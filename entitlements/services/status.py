@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection, models
 
+from aanspraak.lookups import array_literal
 from entitlements.models import Entitlement, EntitlementUrlStatus, StatusEvent
 from entitlements.rules.transitions import Cause
 from entitlements.statuses import ACTIVATION_CODE_TYPES, END_DATE_STATUSES
@@ -230,7 +231,7 @@ def update_rows(
             )
             # The key list again, as an array: it lets the planner count the rows and take
             # the primary key (it guesses 100 rows for any jsonb_to_recordset).
-            keys = _array_literal([row[0] for row in rows])
+            keys = array_literal([row[0] for row in rows])
             cursor.execute(sql, [*fixed_values, _records(rows), keys])
         else:
             assignments = ", ".join(f"{qn(c.column)} = %s" for c in [*constants, *columns])
@@ -296,9 +297,3 @@ def insert_rows(
                 ],
             )
     return len(rows)
-
-
-def _array_literal(values: Sequence) -> str:
-    # A PostgreSQL array literal of plain values (integers, UUIDs): one string parameter, and
-    # a constant the planner counts, where a JSON set would be guessed at 100 rows.
-    return "{" + ",".join(map(str, values)) + "}"
