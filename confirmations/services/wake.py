@@ -27,8 +27,9 @@ import time
 from functools import lru_cache
 
 import redis
-from celery import current_app
 from django.conf import settings
+
+from aanspraak.enqueue import enqueue_quietly
 
 log = logging.getLogger(__name__)
 
@@ -61,23 +62,23 @@ def wake_workers() -> bool:
             WAKE_KEY, "1", nx=True, px=settings.HUB_WAKE_DEBOUNCE_MS
         ):
             return False
-        current_app.send_task(APPLY_TASK, retry=False)
-        return True
-    except Exception:  # any broker or Redis failure: the sweep will pick the rows up
+    except redis.RedisError:  # the sweep will pick the rows up
         log.warning("could not wake the confirmation workers; the sweep will", exc_info=True)
-        if client is not None:
-            with contextlib.suppress(redis.RedisError):
-                client.delete(WAKE_KEY)
         return False
+    if enqueue_quietly(APPLY_TASK, [()]):
+        return True
+    # Not enqueued (the broker is down, logged): the next commit must be able to try again.
+    if client is not None:
+        with contextlib.suppress(redis.RedisError):
+            client.delete(WAKE_KEY)
+    return False
 
 
 def wake_another_worker() -> None:
     """Enqueue one more ``apply_pending`` whatever the key says: a backlog larger than a batch
-    is shared by every idle worker process. Never raises."""
-    try:
-        current_app.send_task(APPLY_TASK, retry=False)
-    except Exception:  # the sweep and the working task still drain the backlog
-        log.warning("could not wake another confirmation worker", exc_info=True)
+    is shared by every idle worker process. Never raises (the sweep and the working task
+    still drain the backlog)."""
+    enqueue_quietly(APPLY_TASK, [()])
 
 
 def hold_wake() -> None:
