@@ -77,24 +77,33 @@ LOCK_FIELDS = (
     "delivery_order__expiration_date",
 )
 
-EARLIER_FIELDS = (
-    "id",
-    "sender_id",
-    "kind",
-    "receive_id",
-    "processed_timestamp",
-    "new_entitlement_status",
-    "new_url_status",
-    "activation_body",
-    "entitlement_id",
-    "message_id",
-    "message__proposed_entitlement_status",
-    "message__proposed_end_date",
-    "message__proposed_url_status",
-    "message__recipient_id",
-    "state",
-    "reason",
-)
+# ClaimedRow's attribute -> the column it is read from, for the earlier accepted
+# confirmations the fold replays (the attributes not listed are only read by the checks).
+EARLIER_FIELDS = {
+    "pk": "id",
+    "sender": "sender_id",
+    "kind": "kind",
+    "receive_id": "receive_id",
+    "processed_timestamp": "processed_timestamp",
+    "new_status": "new_entitlement_status",
+    "new_url_status": "new_url_status",
+    "body": "activation_body",
+    "entitlement": "entitlement_id",
+    "message": "message_id",
+    "proposed_status": "message__proposed_entitlement_status",
+    "proposed_end_date": "message__proposed_end_date",
+    "proposed_url_status": "message__proposed_url_status",
+    "recipient": "message__recipient_id",
+    "state": "state",
+    "reason": "reason",
+}
+NOT_REPLAYED = {
+    "sender_name": "",
+    "reference_id": "",
+    "entitlement_ref": "",
+    "product_id": "",
+    "url_portal": None,
+}
 
 
 def _lock_entitlements(ids: list[int], skip_locked: bool) -> dict[int, tuple]:
@@ -154,49 +163,12 @@ def replay_batch(accepted: list[ClaimedRow], now: dt.datetime) -> Replayed:
         ).values_list("entitlement_id", "recipient_id")
     )
     earlier = [
-        ClaimedRow(
-            pk,
-            sender,
-            "",
-            kind,
-            receive_id,
-            "",
-            "",
-            "",
-            processed,
-            new_status,
-            None,
-            new_url_status,
-            body,
-            entitlement,
-            message,
-            proposed_status,
-            proposed_end_date,
-            proposed_url_status,
-            recipient,
-            state,
-            reason,
+        ClaimedRow(**dict(zip(EARLIER_FIELDS, values, strict=True)), **NOT_REPLAYED)
+        for values in Confirmation.objects.filter(
+            entitlement_id__any=ids, state__in=ACCEPTED_STATES
         )
-        for (
-            pk,
-            sender,
-            kind,
-            receive_id,
-            processed,
-            new_status,
-            new_url_status,
-            body,
-            entitlement,
-            message,
-            proposed_status,
-            proposed_end_date,
-            proposed_url_status,
-            recipient,
-            state,
-            reason,
-        ) in Confirmation.objects.filter(entitlement_id__any=ids, state__in=ACCEPTED_STATES)
         .annotate(activation_body=activation_body())
-        .values_list(*EARLIER_FIELDS)
+        .values_list(*EARLIER_FIELDS.values())
     ]
     by_entitlement: dict[int, list[Event]] = defaultdict(list)
     for row in [*earlier, *accepted]:
