@@ -36,9 +36,8 @@ def propose(entitlement: Entitlement, recipient, *, status=None, url_status=None
     )
 
 
-def licensor_body(
-    message: OutboundMessage, status: str = "entitled", *, at: dt.datetime = T0, receive_id=None
-) -> dict:
+def _confirmation(message: OutboundMessage, at: dt.datetime, receive_id: str | None) -> dict:
+    """The fields every confirmation of ``message`` carries (seed 003)."""
     entitlement = message.entitlement
     return {
         "entitlementReferenceId": str(message.reference_id),
@@ -46,22 +45,20 @@ def licensor_body(
         "entitlementId": str(entitlement.entitlement_id),
         "productId": entitlement.delivery_order.product.product_id,
         "processedTimestamp": iso(at),
-        "newEntitlementStatus": status,
     }
+
+
+def licensor_body(
+    message: OutboundMessage, status: str = "entitled", *, at: dt.datetime = T0, receive_id=None
+) -> dict:
+    return {**_confirmation(message, at, receive_id), "newEntitlementStatus": status}
 
 
 def portal_body(
     message: OutboundMessage, status: str = "processed", *, at: dt.datetime = T0, receive_id=None
 ) -> dict:
-    entitlement = message.entitlement
-    return {
-        "entitlementReferenceId": str(message.reference_id),
-        "entitlementReceiveId": receive_id or f"rcv-{uuid.uuid4().hex[:12]}",
-        "entitlementId": str(entitlement.entitlement_id),
-        "productId": entitlement.delivery_order.product.product_id,
-        "processedTimestamp": iso(at),
-        "newUrlStatus": {"portal": message.recipient.portal_id, "urlStatus": status},
-    }
+    url_status = {"portal": message.recipient.portal_id, "urlStatus": status}
+    return {**_confirmation(message, at, receive_id), "newUrlStatus": url_status}
 
 
 def activation_body(entitlement: Entitlement, *, user=None, at: dt.datetime = T0, ref=None):
