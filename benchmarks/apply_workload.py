@@ -252,15 +252,14 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=10_000)
     parser.add_argument("--apply", action="store_true", help="apply in-process and time it")
     args = parser.parse_args()
-    from intake import bench_database_url, recreate  # benchmarks/intake.py
+    from benchmarks.stack import bench_database_url, recreate_database
 
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         print("set DATABASE_URL to a PostgreSQL server (postgres://...)", file=sys.stderr)
         return 2
-    bench_url, admin_url, name = bench_database_url(url)
-    bench_url, name = bench_url.replace("_bench", "_workload"), name.replace("_bench", "_workload")
-    recreate(admin_url, name)
+    bench_url, admin_url, name = bench_database_url(url, "_workload")
+    recreate_database(admin_url, name)
     os.environ["DATABASE_URL"] = bench_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("CELERY_BROKER_URL", "memory://")
@@ -286,5 +285,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     raise SystemExit(main())

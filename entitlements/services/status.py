@@ -12,10 +12,10 @@ instances: building and diffing ORM objects dominated the worker's profile
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import orjson
 from django.db import connection, models
 
 from aanspraak.lookups import array_literal
@@ -173,15 +173,10 @@ def _columns(model: type[models.Model], names: Sequence[str]) -> list[models.Fie
     return [model._meta.get_field(name) for name in names]
 
 
-def _json_default(value):
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
 def rows_json(rows: Sequence[Sequence]) -> str:
-    """``rows`` as a JSON array of arrays (dates and datetimes in ISO 8601)."""
-    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+    """``rows`` as a JSON array of arrays (dates and datetimes in ISO 8601; orjson writes them
+    as ``isoformat`` does, at a fifth of the stdlib encoder's cost)."""
+    return orjson.dumps(rows).decode()
 
 
 def _recordset(columns: Sequence[models.Field]) -> str:
@@ -192,7 +187,10 @@ def _recordset(columns: Sequence[models.Field]) -> str:
 
 def _records(rows: Sequence[Sequence]) -> str:
     # jsonb_to_recordset reads objects; short keys keep the document small.
-    return rows_json([{f"c{i}": v for i, v in enumerate(row)} for row in rows])
+    if not rows:
+        return "[]"
+    keys = [f"c{i}" for i in range(len(rows[0]))]
+    return rows_json([dict(zip(keys, row, strict=True)) for row in rows])
 
 
 def update_rows(

@@ -1,16 +1,23 @@
 """The PostgreSQL backend's health check at most once per window, and what a connection that
-breaks inside the window costs: one 503, nothing stored, and the next request served."""
+breaks inside the window costs: one 503, nothing stored, and the next request served; and its
+``timestamptz`` loader (psycopg's own, not Django's Python subclass)."""
 
+import datetime as dt
 import time
 
 import httpx
 import psycopg
 import pytest
 from django.db import connection, connections
+from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+from django.utils import timezone
+from psycopg.pq import Format
 
+from aanspraak.db.postgresql.base import TIMESTAMPTZ_OID
 from aanspraak.services.registry import load_registry
 from confirmations.models import Confirmation
-from tests.support.factories import REGISTRY
+from entitlements.models import Entitlement
+from tests.support.factories import REGISTRY, make_order
 
 
 @pytest.fixture
@@ -134,3 +141,26 @@ def test_connections_killed_under_the_web_cost_at_most_a_503_each_and_lose_nothi
     stored = set(Confirmation.objects.values_list("receive_id", flat=True))
     accepted = {f"broken-{i}" for i, a in enumerate(answers, start=8) if a.status_code == 202}
     assert accepted | {f"broken-{i}" for i in range(8)} == stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_timestamps_are_read_by_psycopgs_loader_as_aware_utc_on_every_cursor(registry):
+    make_order(registry, 3)
+    moment = dt.datetime(2026, 10, 25, 1, 30, 0, 123456, tzinfo=dt.UTC)  # DST change
+    Entitlement.objects.update(status_changed_at=moment)
+    connection.ensure_connection()
+    loader = connection.connection.adapters.get_loader(TIMESTAMPTZ_OID, Format.TEXT)
+    assert not issubclass(loader, BaseTzLoader)  # not Django's pure-Python parse
+
+    plain = list(Entitlement.objects.values_list("status_changed_at", flat=True))
+    # .iterator() reads through a named (server-side) cursor: Django's other cursor path.
+    named = list(Entitlement.objects.values_list("status_changed_at", flat=True).iterator(2))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (now,) = cursor.fetchone()
+    assert plain and len(named) == len(plain)
+    for value in [*plain, *named]:
+        assert value == moment
+        assert value.tzinfo is dt.UTC
+    assert now.tzinfo is dt.UTC
+    assert abs(now - timezone.now()) < dt.timedelta(minutes=1)

@@ -36,3 +36,17 @@ def test_any_of_nothing_is_nothing_and_other_types_fall_back_to_in(registry):
         found = Entitlement.objects.filter(entitlement_type__any=["school-student"]).count()
     assert found == 2
     assert " IN (" in queries.captured_queries[0]["sql"]
+
+
+def test_any_takes_plain_integers_as_they_are_and_prepares_everything_else(registry):
+    order = make_order(registry, 3)
+    pks = sorted(order.entitlements.values_list("pk", flat=True))
+    as_given = [str(pk) for pk in pks[:2]]  # strings are prepared (int()) as __in does
+    assert (
+        sorted(Entitlement.objects.filter(pk__any=as_given).values_list("pk", flat=True))
+        == (pks[:2])
+    )
+    assert Entitlement.objects.filter(pk__any={pks[0], pks[2]}).count() == 2
+    assert Entitlement.objects.filter(pk__any=(pks[1],)).count() == 1
+    with pytest.raises(ValueError):
+        list(Entitlement.objects.filter(pk__any=["1}"]))
