@@ -204,6 +204,10 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("aanspraak.middleware.ApiVersionMiddleware") + 1,
     "aanspraak.api.middleware.StatusResponseErrorMiddleware",
 )
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("aanspraak.api.middleware.StatusResponseErrorMiddleware") + 1,
+    "aanspraak.api.request_checks.RequestChecksMiddleware",
+)
 SPECTACULAR_SETTINGS.update(
     {
         "SWAGGER_UI_DIST": "SIDECAR",
@@ -302,7 +306,13 @@ CELERY_BEAT_SCHEDULE["expire-entitlements"] = {
     "schedule": HUB_EXPIRY_SECONDS,
 }
 # A delivery order of 100,000 students with ECK iDs is some 15-30 MB of JSON.
-DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("HUB_MAX_REQUEST_BYTES", str(64 * 1024 * 1024)))
+# The largest request body, in bytes: 413 above it (aanspraak/api/request_checks.py). The
+# delivery orders have their own limit; HUB_MAX_REQUEST_BYTES is its older name.
+HUB_MAX_BODY_BYTES = int(os.environ.get("HUB_MAX_BODY_BYTES", str(1024 * 1024)))
+HUB_MAX_ORDER_BYTES = int(
+    os.environ.get("HUB_MAX_ORDER_BYTES", os.environ.get("HUB_MAX_REQUEST_BYTES", str(32 << 20)))
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(HUB_MAX_BODY_BYTES, HUB_MAX_ORDER_BYTES)
 
 # --- Confirmations: applying them, waking the workers, the sweep (confirmations/) ---------
 # Confirmations a worker claims and applies in one transaction.

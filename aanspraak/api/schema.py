@@ -27,6 +27,8 @@ _HTTP_REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    413: "Content Too Large: the body is over the endpoint's limit (HUB_MAX_BODY_BYTES, for "
+    "delivery orders HUB_MAX_ORDER_BYTES); nothing was stored (status 99)",
     415: "Unsupported Media Type: the body must be JSON (status 11)",
     500: "Internal Server Error",
 }

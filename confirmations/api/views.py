@@ -28,6 +28,7 @@ _PUT_ERRORS = error_responses(
     401,
     403,
     405,
+    413,
     415,
     descriptions={
         400: "Bad Request: the body does not match the schema (status 11, the message names "
@@ -187,6 +188,7 @@ class ActivationView(APIView):
                 401,
                 403,
                 405,
+                413,
                 415,
                 descriptions={
                     400: _PUT_ERRORS[400].description,

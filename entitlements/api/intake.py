@@ -40,6 +40,7 @@ class DeliveryOrderIntakeView(APIView):
                 401,
                 403,
                 405,
+                413,
                 415,
                 descriptions={
                     400: "Bad Request: the message names every problem by path (status 11); "

@@ -328,7 +328,7 @@ def test_every_api_route_is_in_the_schema_with_its_methods(schema):
             "put",
             "put-delivery-order",
             ["eduv.entitlement.seller"],
-            {"202", "400", "401", "403", "405", "415"},
+            {"202", "400", "401", "403", "405", "413", "415"},
         ),
         (
             "/entitlements/confirmations/{entitlementReceiveId}",
@@ -342,7 +342,7 @@ def test_every_api_route_is_in_the_schema_with_its_methods(schema):
             "put",
             "report-initial-activation",
             ["eduv.usage.licensor"],
-            {"202", "400", "401", "403", "405", "415"},
+            {"202", "400", "401", "403", "405", "413", "415"},
         ),
     ],
 )
@@ -412,8 +412,9 @@ def test_confirm_operation_matches_seed_003_yaml(schema):
     assert body == seed_op["requestBody"]["content"]["application/json"]["schema"]
     assert op["requestBody"]["required"] is True
     # The page's status codes, plus 415 for a body that is not JSON (the hub reads the body
-    # only as JSON; the page does not say what a non-JSON body gets).
-    assert set(op["responses"]) == set(seed_op["responses"]) | {"415"}
+    # only as JSON; the page does not say what a non-JSON body gets) and 413 for one over the
+    # size limit.
+    assert set(op["responses"]) == set(seed_op["responses"]) | {"413", "415"}
     # 202 Accepted without a body, as in the page.
     assert "content" not in op["responses"]["202"] and "content" not in seed_op["responses"]["202"]
 
@@ -551,7 +552,7 @@ def delivery_order_body(order_id: str, **changes) -> dict:
     return {"deliveryOrderReferenceId": str(uuid.uuid4()), "deliveryOrder": order}
 
 
-def test_intake_answers_match_the_schema(schema, registry, auth_client, api_client):
+def test_intake_answers_match_the_schema(schema, registry, auth_client, api_client, settings):
     check = AnswerChecker(schema, "/deliveryorders", "put")
     seller = auth_client("oost-seller")
     body = delivery_order_body("DO-IN")
@@ -581,6 +582,8 @@ def test_intake_answers_match_the_schema(schema, registry, auth_client, api_clie
     check(seller.get("/deliveryorders"), 405)
     not_json = seller.put("/deliveryorders", "deliveryOrderId=DO-X", content_type="text/plain")
     assert check(not_json, 415)["status"] == 11
+    settings.HUB_MAX_ORDER_BYTES = 100
+    assert check(seller.put("/deliveryorders", body, format="json"), 413)["status"] == 99
     check.assert_every_documented_status_seen()
 
 
@@ -614,7 +617,7 @@ def test_intake_request_examples_match_the_documented_body(schema):
     assert not validator.is_valid(order)
 
 
-def test_confirmation_answers_match_the_schema(schema, registry, auth_client, api_client):
+def test_confirmation_answers_match_the_schema(schema, registry, auth_client, api_client, settings):
     check = AnswerChecker(schema, "/entitlements/confirmations", "put")
     entitlement = make_order(registry, 1).entitlements.get()
     body = licensor_body(request_to(entitlement, registry.licensor))
@@ -628,6 +631,8 @@ def test_confirmation_answers_match_the_schema(schema, registry, auth_client, ap
     assert check(portal.put(url, body, format="json"), 403)["status"] == 21
     check(licensor.get(url), 405)
     check(licensor.put(url, "<confirmation/>", content_type="application/xml"), 415)
+    settings.HUB_MAX_BODY_BYTES = 100
+    assert check(licensor.put(url, body, format="json"), 413)["status"] == 99
     check.assert_every_documented_status_seen()
 
 
@@ -651,7 +656,7 @@ def test_confirmation_outcome_answers_match_the_schema(schema, registry, auth_cl
     check.assert_every_documented_status_seen()
 
 
-def test_activation_answers_match_the_schema(schema, registry, auth_client, api_client):
+def test_activation_answers_match_the_schema(schema, registry, auth_client, api_client, settings):
     check = AnswerChecker(schema, "/usage/activation", "put")
     entitlement = make_order(registry, 1).entitlements.get()
     body = activation_body(entitlement)
@@ -664,6 +669,8 @@ def test_activation_answers_match_the_schema(schema, registry, auth_client, api_
     assert check(portal.put("/usage/activation", body, format="json"), 403)["status"] == 21
     check(licensor.get("/usage/activation"), 405)
     check(licensor.put("/usage/activation", "x", content_type="text/plain"), 415)
+    settings.HUB_MAX_BODY_BYTES = 100
+    assert check(licensor.put("/usage/activation", body, format="json"), 413)["status"] == 99
     check.assert_every_documented_status_seen()
 
 
