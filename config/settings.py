@@ -172,6 +172,10 @@ OAUTH2_PROVIDER = {
     "PKCE_REQUIRED": False,
 }
 
+# Failed client authentications one client id may have from one address in a calendar minute
+# before the token endpoint answers 429 until the minute is over; 0 turns it off.
+HUB_TOKEN_FAILURES_PER_MINUTE = int(os.environ.get("HUB_TOKEN_FAILURES_PER_MINUTE", "10"))
+
 # Seconds a process may keep using what it read of an access token (client, party, scopes,
 # expiry): a token revoked or a client changed elsewhere keeps working at most this long;
 # an expired token is refused at once. 0 turns the cache off. docs/api.md#authentication.
@@ -258,6 +262,25 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Django's cache holds what all web processes must share (the token endpoint's failure counts):
+# the broker's Redis, or files under HUB_DATA_DIR on the embedded default.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ.get("HUB_CACHE_URL", CELERY_BROKER_URL),
+            "KEY_PREFIX": "aanspraak",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(HUB_DATA_DIR / "cache"),
+            "KEY_PREFIX": "aanspraak",
+        }
+    }
 # Work is acknowledged only when done, so a worker killed mid-task loses nothing.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -2,11 +2,12 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from oauth2_provider import views as oauth2_views
+
+from aanspraak.api.token import TokenView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("oauth2/token/", oauth2_views.TokenView.as_view(), name="oauth2-token"),
+    path("oauth2/token/", TokenView.as_view(), name="oauth2-token"),
     path("", include("aanspraak.urls")),
     path("", include("entitlements.urls")),
     path("", include("confirmations.urls")),

@@ -3,6 +3,7 @@ they cannot be reached."""
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import os
 import secrets
@@ -56,6 +57,15 @@ def pytest_sessionstart(session):
 def _fast_password_hashing(settings):
     # Client secrets are hashed; PBKDF2's cost would dominate the suite's run time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings):
+    """Each test has cache keys of its own (the shared cache is the test Redis): counts such
+    as the token endpoint's failures never carry over from one test to the next."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"test-{secrets.token_hex(4)}"
+    settings.CACHES = caches
 
 
 @pytest.fixture(autouse=True)

@@ -12,8 +12,8 @@ import pytest
 from django.test import Client as HttpClient
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
-from oauth2_provider.views import TokenView
 
+from aanspraak.api.token import TokenView
 from tests.support.factories import make_order
 
 TOKEN_URL = "/oauth2/token/"
