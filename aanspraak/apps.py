@@ -6,4 +6,4 @@ class AanspraakConfig(AppConfig):
     verbose_name = "Parties, schools and access"
 
     def ready(self) -> None:
-        from . import lookups  # noqa: F401  (registers ``field__any``)
+        from . import checks, lookups  # noqa: F401  (register the checks and ``field__any``)

@@ -6,6 +6,7 @@ from oauth2_provider.models import AbstractApplication
 
 from .choices import OrganisationIdType, Role
 from .fields import EncryptedTextField
+from .rates import RATE_PATTERN
 
 
 class Party(models.Model):
@@ -74,12 +75,29 @@ class Client(AbstractApplication):
     allowed_scopes = models.TextField(
         help_text="Space-separated scopes this client may obtain.",
     )
+    active = models.BooleanField(
+        default=True,
+        help_text="False: revoked (registry file ``active: false``): no token is issued and "
+        "the ones it had are gone.",
+    )
+    rate_limit = models.CharField(
+        max_length=40,
+        null=True,
+        blank=True,
+        help_text='Requests allowed per period ("600/min", "20/s", "10000/hour"), registry '
+        "file ``rateLimit``; empty: HUB_RATE_LIMIT.",
+    )
 
     class Meta(AbstractApplication.Meta):
         swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
         verbose_name = "OAuth2 client"
         constraints = [
             models.CheckConstraint(condition=~Q(allowed_scopes=""), name="client_has_scopes"),
+            # The form aanspraak.services.rate_limits.parse_rate reads.
+            models.CheckConstraint(
+                condition=Q(rate_limit__isnull=True) | Q(rate_limit__regex=RATE_PATTERN),
+                name="client_rate_limit_form",
+            ),
         ]
 
     @property

@@ -192,7 +192,11 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "aanspraak.api.negotiation.JsonFirstNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["aanspraak.api.throttle.ClientRateThrottle"],
 }
+# The rate limit of a client whose registry entry has no rateLimit ("600/min", "20/s",
+# "10000/hour"); unset: no limit. docs/api.md, "Rate limits".
+HUB_RATE_LIMIT = os.environ.get("HUB_RATE_LIMIT") or None
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aanspraakmanager API",

@@ -66,6 +66,9 @@ def _own_cache_keys(settings):
     caches = copy.deepcopy(settings.CACHES)
     caches["default"]["KEY_PREFIX"] = f"test-{secrets.token_hex(4)}"
     settings.CACHES = caches
+    from aanspraak.services import rate_limits
+
+    rate_limits.reset()  # and this process's own share of the counts
 
 
 @pytest.fixture(autouse=True)
