@@ -23,6 +23,7 @@ import httpx
 import psycopg
 
 from . import loadgen
+from .processes import wait_for
 from .stack import (
     LOG_DIR,
     ROOT,
@@ -33,7 +34,6 @@ from .stack import (
     cpu_seconds_by_command,
     cpu_seconds_of,
     cpu_shares,
-    wait_for,
 )
 
 PRODUCT = "9789001000011"
@@ -687,7 +687,9 @@ def p5_end_to_end(bench: Bench) -> list[Figure]:
         for poller in pollers:
             poller.join()
         # Lost: answered 202 but not applied once the workers are done.
-        wait_for(lambda: _pending(bench) == 0, timeout=120, what="no confirmation pending")
+        wait_for(
+            lambda: _pending(bench) == 0, timeout=120, what="no confirmation pending", interval=0.05
+        )
         applied = bench.sql(
             "SELECT count(*) FROM confirmations_confirmation "
             "WHERE receive_id LIKE 'p5-%%' AND state = 'applied'"
