@@ -135,7 +135,7 @@ def run_scenarios(bench, wanted: list[str]) -> list:
     order_id, pk = None, None
     if {"P1", "P2", "SCALE-OUT"} & set(wanted):
         order_id = "DO-P1-10000"
-        pk = scenarios._order_in_process(order_id, 2_500 if bench.quick else 10_000)
+        pk = scenarios.order_in_process(order_id, 2_500 if bench.quick else 10_000)
     steps = {
         "P1": lambda: scenarios.p1_read(bench, pk, order_id),
         "P2": lambda: scenarios.p2_confirmations(bench, pk),
