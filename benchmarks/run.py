@@ -12,7 +12,7 @@ docs/performance-latency.png.
     python -m benchmarks.run --only P1,P2    # some of them
     python -m benchmarks.run --quick         # shorter loads and smaller orders, 1 run
     python -m benchmarks.run --no-docs       # print only
-    python -m benchmarks.run --scale [--factor 0.05] [--write-docs]   # P7, benchmarks/scale.py
+    python -m benchmarks.run --scale [--factor 0.05] [--write-docs]   # P7, benchmarks/scale/
 """
 
 from __future__ import annotations
