@@ -51,7 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
-    from benchmarks import scenarios, stack
+    from benchmarks import databases, scenarios, stack
 
     url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     if not url.startswith(("postgres://", "postgresql://")):
@@ -66,10 +66,10 @@ def main() -> int:
 
     require_wrk()
 
-    bench_url, admin_url, name = stack.bench_database_url(url)
+    bench_url, admin_url, name = databases.bench_database_url(url)
     stack.install_exit_handlers()
-    stack.recreate_database(admin_url, name)
-    stack.on_exit(lambda: stack.drop_database(admin_url, name))
+    databases.recreate_database(admin_url, name)
+    stack.on_exit(lambda: databases.drop_database(admin_url, name))
     env = stack.production_env(bench_url, broker)
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"

@@ -19,7 +19,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
 from .processes import BIN, ROOT, LoggedProcess, answers_http, free_port
 
@@ -130,30 +129,7 @@ class PartyServer(Process):
         return True
 
 
-# --- the database ----------------------------------------------------------------------------
-
-
-def bench_database_url(url: str, suffix: str = "_bench") -> tuple[str, str, str]:
-    """(URL of the benchmark's database, URL of the server's ``postgres`` database, name)."""
-    parsed = urlparse(url)
-    name = (parsed.path.lstrip("/") or "aanspraak") + suffix
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    return urlunparse(parsed._replace(path="/" + name)), admin, name
-
-
-def recreate_database(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+# --- the hub's environment --------------------------------------------------------------------
 
 
 def production_env(database_url: str, broker_url: str) -> dict[str, str]:

@@ -13,8 +13,9 @@ import signal
 from dataclasses import asdict
 from pathlib import Path
 
+from ..databases import drop_database, recreate_database
 from .build import Shape, build, migrate_only
-from .database import ROOT, create_database, drop_database, server_urls, setup_django
+from .database import ROOT, server_urls, setup_django
 from .queries import run_queries
 from .report import DOC, table, write_doc
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     if not args.reuse:
-        create_database(admin_url, args.dsn_db)
+        recreate_database(admin_url, args.dsn_db)
     try:
         setup_django(database_url)
         if args.reuse:

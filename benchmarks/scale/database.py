@@ -1,5 +1,5 @@
-"""The scale benchmark's database of its own, on the server of ``DATABASE_URL``, and Django
-set up on it."""
+"""Where the scale benchmark's database of its own is (on the server of ``DATABASE_URL``;
+``benchmarks/databases.py`` creates and drops it), and Django set up on it."""
 
 from __future__ import annotations
 
@@ -19,23 +19,6 @@ def server_urls(dsn_db: str) -> tuple[str, str]:
         urlunsplit(parts._replace(path="/postgres")),
         urlunsplit(parts._replace(path="/" + dsn_db)),
     )
-
-
-def create_database(admin_url: str, name: str) -> None:
-    """Create the database ``name`` afresh (dropped first if it exists)."""
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    """Drop the database ``name``, closing its connections."""
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def setup_django(database_url: str) -> None:
