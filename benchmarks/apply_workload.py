@@ -252,7 +252,7 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=10_000)
     parser.add_argument("--apply", action="store_true", help="apply in-process and time it")
     args = parser.parse_args()
-    from benchmarks.stack import bench_database_url, recreate_database
+    from benchmarks.databases import bench_database_url, recreate_database
 
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):

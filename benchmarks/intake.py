@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 START, END = "<!-- intake-benchmark:start -->", "<!-- intake-benchmark:end -->"
 
-from benchmarks.stack import (  # noqa: E402 - after the path is set for a script run
+from benchmarks.databases import (  # noqa: E402 - after the path is set for a script run
     bench_database_url,
     drop_database,
     recreate_database,

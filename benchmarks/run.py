@@ -12,7 +12,7 @@ docs/performance-latency.png.
     python -m benchmarks.run --only P1,P2    # some of them
     python -m benchmarks.run --quick         # shorter loads and smaller orders, 1 run
     python -m benchmarks.run --no-docs       # print only
-    python -m benchmarks.run --scale [--factor 0.05] [--write-docs]   # P7, benchmarks/scale.py
+    python -m benchmarks.run --scale [--factor 0.05] [--write-docs]   # P7, benchmarks/scale/
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
 
-    from benchmarks import scenarios, stack
+    from benchmarks import databases, scenarios, stack
 
     url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
     if not url.startswith(("postgres://", "postgresql://")):
@@ -66,10 +66,10 @@ def main() -> int:
 
     require_wrk()
 
-    bench_url, admin_url, name = stack.bench_database_url(url)
+    bench_url, admin_url, name = databases.bench_database_url(url)
     stack.install_exit_handlers()
-    stack.recreate_database(admin_url, name)
-    stack.on_exit(lambda: stack.drop_database(admin_url, name))
+    databases.recreate_database(admin_url, name)
+    stack.on_exit(lambda: databases.drop_database(admin_url, name))
     env = stack.production_env(bench_url, broker)
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
@@ -135,7 +135,7 @@ def run_scenarios(bench, wanted: list[str]) -> list:
     order_id, pk = None, None
     if {"P1", "P2", "SCALE-OUT"} & set(wanted):
         order_id = "DO-P1-10000"
-        pk = scenarios._order_in_process(order_id, 2_500 if bench.quick else 10_000)
+        pk = scenarios.order_in_process(order_id, 2_500 if bench.quick else 10_000)
     steps = {
         "P1": lambda: scenarios.p1_read(bench, pk, order_id),
         "P2": lambda: scenarios.p2_confirmations(bench, pk),

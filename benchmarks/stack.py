@@ -14,106 +14,34 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse, urlunparse
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from .processes import BIN, ROOT, LoggedProcess, answers_http, free_port
+
 LOG_DIR = Path(tempfile.mkdtemp(prefix="aanspraak-bench-"))
 
 _running: list[Process] = []
 _cleanups: list = []
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until it returns something truthy; raise after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-class Process:
-    """A child process in its own process group, logging to a file under LOG_DIR."""
+class Process(LoggedProcess):
+    """A child process of the benchmark, logging under LOG_DIR; registered while it runs, so
+    that ``stop_all`` stops it on every exit path (even before it is ready)."""
 
     def __init__(self, name: str, args: list[str], env: dict[str, str]):
-        self.name = name
-        self.args = args
-        self.env = env
-        self.log = LOG_DIR / f"{name}-{time.monotonic_ns()}.log"
-        self.proc: subprocess.Popen | None = None
+        super().__init__(args, env, LOG_DIR, name=name)
 
-    def ready(self) -> bool:
-        return True
-
-    def start(self, timeout: float = 60.0) -> Process:
-        self._log_file = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    def started(self) -> None:
         _running.append(self)
 
-        def ready_or_dead() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited early:\n{self.tail()}")
-            return self.ready()
-
-        wait_for(ready_or_dead, timeout, f"{self.name} to be ready")
-        return self
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+        super().stop()
         if self in _running:
             _running.remove(self)
-        if hasattr(self, "_log_file"):
-            self._log_file.close()
-
-    def tail(self, chars: int = 3000) -> str:
-        return self.log.read_text(errors="replace")[-chars:]
-
-    def pids(self) -> list[int]:
-        """The process and all its descendants (gunicorn's or Celery's pool children)."""
-        if self.proc is None:
-            return []
-        found, frontier = [self.proc.pid], [self.proc.pid]
-        while frontier:
-            parent = frontier.pop()
-            try:
-                children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                found.append(child)
-                frontier.append(child)
-        return found
 
 
 class WebServer(Process):
@@ -129,13 +57,7 @@ class WebServer(Process):
         super().__init__(name, args, env)
 
     def ready(self) -> bool:
-        try:
-            urllib.request.urlopen(f"{self.url}/", timeout=1)
-        except urllib.error.HTTPError:
-            return True  # any HTTP answer: it serves
-        except OSError:
-            return False
-        return True
+        return answers_http(f"{self.url}/")
 
     def peak_rss_mib(self) -> float:
         """The largest peak resident set (VmHWM) of the server's worker processes."""
@@ -207,30 +129,7 @@ class PartyServer(Process):
         return True
 
 
-# --- the database ----------------------------------------------------------------------------
-
-
-def bench_database_url(url: str, suffix: str = "_bench") -> tuple[str, str, str]:
-    """(URL of the benchmark's database, URL of the server's ``postgres`` database, name)."""
-    parsed = urlparse(url)
-    name = (parsed.path.lstrip("/") or "aanspraak") + suffix
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    return urlunparse(parsed._replace(path="/" + name)), admin, name
-
-
-def recreate_database(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(admin_url: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+# --- the hub's environment --------------------------------------------------------------------
 
 
 def production_env(database_url: str, broker_url: str) -> dict[str, str]:

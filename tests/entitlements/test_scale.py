@@ -1,6 +1,6 @@
 """The hot and periodic queries read by index at scale (docs/performance.md, "Scale").
 
-Builds a small national-shaped database with benchmarks/scale.py (its own database, dropped
+Builds a small national-shaped database with benchmarks/scale/ (its own database, dropped
 afterwards), runs the hub's own selectors and services there, and checks their real plans
 (EXPLAIN ANALYZE after ANALYZE): no Seq Scan of a big table in any statement they run.
 """

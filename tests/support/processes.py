@@ -1,97 +1,33 @@
 """Real processes for end-to-end tests: Celery workers, the hub under gunicorn, simulated
-parties. Each runs in its own process group and logs to a file in the test's tmp_path."""
+parties. Each runs in its own process group and logs to a file in the test's tmp_path.
+
+The runner itself (start, wait until ready, stop with SIGTERM then SIGKILL) is the
+benchmark's, ``benchmarks/processes.py``: the tests and ``make bench`` start the same
+processes the same way (tests may import from ``benchmarks``; that module imports nothing
+from ``tests``).
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from benchmarks.processes import BIN, ROOT, LoggedProcess, answers_http, free_port, wait_for
 
-
-def wait_for(
-    predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition", state=None
-):
-    """Poll ``predicate`` until it returns a truthy value; fail the test after ``timeout``,
-    with ``state()`` (what the system looked like) in the message when given."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    described = f"; state: {state()}" if state else ""
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}{described}")
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LoggedProcess:
-    """A subprocess in its own process group, logging to ``self.log``; subclasses give the
-    command line (``args``) and say when it is ready (``ready``)."""
-
-    name = "process"
-    ready_timeout = 60.0
-
-    def __init__(self, args: list[str], env: dict, tmp_path: Path):
-        self.args = args
-        self.env = env
-        self.log = tmp_path / f"{self.name}-{time.monotonic_ns()}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def ready(self) -> bool:
-        return True
-
-    def start(self):
-        self._log_file = self.log.open("wb")
-        self.proc = subprocess.Popen(
-            self.args,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(self._ready_or_dead, timeout=self.ready_timeout, what=f"{self.name} ready")
-        return self
-
-    def _ready_or_dead(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited early:\n{self.output()[-3000:]}")
-        return self.ready()
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group (pool children too), as a crash would."""
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if hasattr(self, "_log_file"):
-            self._log_file.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
+__all__ = [
+    "BIN",
+    "ROOT",
+    "CeleryWorker",
+    "HubServer",
+    "LoggedProcess",
+    "SimulatedParty",
+    "free_port",
+    "wait_for",
+]
 
 
 class CeleryWorker(LoggedProcess):
@@ -136,13 +72,7 @@ class HubServer(LoggedProcess):
         super().__init__(args, env, tmp_path)
 
     def ready(self) -> bool:
-        try:
-            urllib.request.urlopen(f"{self.url}/oauth2/token/", timeout=1)
-        except urllib.error.HTTPError:
-            return True  # any HTTP answer means it is serving
-        except OSError:
-            return False
-        return True
+        return answers_http(f"{self.url}/oauth2/token/")
 
 
 class SimulatedParty(LoggedProcess):

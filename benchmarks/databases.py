@@ -1,0 +1,32 @@
+"""Throw-away databases on the PostgreSQL server of ``DATABASE_URL``: ``make bench``, the
+intake and apply workloads and the scale benchmark each create one of their own and drop it
+on every exit path, so they never touch real or test data."""
+
+from __future__ import annotations
+
+from urllib.parse import urlparse, urlunparse
+
+
+def bench_database_url(url: str, suffix: str = "_bench") -> tuple[str, str, str]:
+    """(URL of the benchmark's database, URL of the server's ``postgres`` database, name)."""
+    parsed = urlparse(url)
+    name = (parsed.path.lstrip("/") or "aanspraak") + suffix
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    return urlunparse(parsed._replace(path="/" + name)), admin, name
+
+
+def recreate_database(admin_url: str, name: str) -> None:
+    """Create the database ``name`` afresh (dropped first, with its connections, if it exists)."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    """Drop the database ``name``, closing its connections."""
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
