@@ -76,8 +76,8 @@ def _load(checksum: str, ttl: float) -> CachedToken | AccessToken | None:
         .filter(token_checksum=checksum)
         .first()
     )
-    if row is None or row.application is None:
-        return None
+    if row is None or row.application is None or not row.application.active:
+        return None  # unknown, or its client revoked (docs/api.md#authentication)
     if row.resource:
         return row
     client = row.application
@@ -111,7 +111,7 @@ class CachedBearerAuthentication(OAuth2Authentication):
         if entry is None or entry.cached_until <= time.monotonic():
             entry = _load(checksum, settings.HUB_TOKEN_CACHE_SECONDS)
             if isinstance(entry, AccessToken):
-                return super().authenticate(request)
+                return super().authenticate(request)  # its client is active (_load)
         if entry is None or entry.expires_at <= time.time():
             request.oauth2_error = {"error": "invalid_token"}
             return None

@@ -10,6 +10,7 @@ from urllib.parse import unquote_plus
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider import views as oauth2_views
 
+from aanspraak.models import Client
 from aanspraak.services.token_guard import blocked_for, record_failure
 
 
@@ -44,6 +45,22 @@ def too_many_attempts(client_id: str, wait: int) -> HttpResponse:
     return response
 
 
+def revoked(client_id: str) -> HttpResponse:
+    """A revoked client's token request: ``invalid_client``, as for any client that cannot
+    authenticate (RFC 6749 §5.2), saying why; nothing issued."""
+    response = JsonResponse(
+        {
+            "error": "invalid_client",
+            "error_description": f"Client {client_id} is revoked (active: false in the "
+            "registry file).",
+        },
+        status=401,
+    )
+    response["Cache-Control"] = "no-store"
+    response["WWW-Authenticate"] = 'Basic realm="aanspraakmanager"'
+    return response
+
+
 class TokenView(oauth2_views.TokenView):
     """The token endpoint; a client id that failed to authenticate too often from one address
     this minute is answered 429, even with the right secret, until the minute is over."""
@@ -54,6 +71,8 @@ class TokenView(oauth2_views.TokenView):
         wait = blocked_for(client_id, address)
         if wait:
             return too_many_attempts(client_id, wait)
+        if client_id and Client.objects.filter(client_id=client_id, active=False).exists():
+            return revoked(client_id)
         response = super().post(request, *args, **kwargs)
         if response.status_code == 401:  # invalid_client: the secret (or client) was wrong
             record_failure(client_id, address)

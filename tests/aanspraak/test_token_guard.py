@@ -95,3 +95,23 @@ def test_a_cache_that_cannot_be_reached_lets_the_secret_check_decide(registry, s
     for _ in range(3):
         assert ask("noord-lr", "guess").status_code == 401
     assert ask("noord-lr", "noord-lr-secret").status_code == 200
+
+
+def test_a_revoked_client_gets_no_token_and_its_tokens_stop_working(registry):
+    from aanspraak.models import Client
+
+    token = ask("noord-lr", "noord-lr-secret").json()["access_token"]
+    reader = HttpClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert reader.get("/entitlements/confirmations/rcv-none").status_code == 404  # served
+    client = Client.objects.get(client_id="noord-lr")
+    client.active = False
+    client.save()  # in this process: at once (other processes: HUB_TOKEN_CACHE_SECONDS)
+
+    refused = reader.get("/entitlements/confirmations/rcv-none")
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused["WWW-Authenticate"]
+    answer = ask("noord-lr", "noord-lr-secret")
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "invalid_client"
+    assert "revoked" in answer.json()["error_description"]
+    assert not AccessToken.objects.filter(application=client).exclude(token=token).exists()
