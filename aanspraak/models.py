@@ -80,6 +80,14 @@ class Client(AbstractApplication):
         help_text="False: revoked (registry file ``active: false``): no token is issued and "
         "the ones it had are gone.",
     )
+    # private_key_jwt (RFC 7523 §2.2): the client's public keys, inline or at a URL; a client
+    # with either authenticates with signed assertions only (docs/security.md).
+    jwks = models.JSONField(
+        null=True, blank=True, help_text='Public keys, {"keys": [...]} (registry ``jwks``).'
+    )
+    jwks_uri = models.URLField(
+        max_length=500, null=True, blank=True, help_text="Where its public keys are (``jwksUri``)."
+    )
     rate_limit = models.CharField(
         max_length=40,
         null=True,
@@ -93,12 +101,25 @@ class Client(AbstractApplication):
         verbose_name = "OAuth2 client"
         constraints = [
             models.CheckConstraint(condition=~Q(allowed_scopes=""), name="client_has_scopes"),
+            models.CheckConstraint(
+                condition=Q(jwks__isnull=True) | Q(jwks_uri__isnull=True),
+                name="client_keys_inline_or_uri",
+            ),
             # The form aanspraak.services.rate_limits.parse_rate reads.
             models.CheckConstraint(
                 condition=Q(rate_limit__isnull=True) | Q(rate_limit__regex=RATE_PATTERN),
                 name="client_rate_limit_form",
             ),
         ]
+
+    @property
+    def uses_assertions(self) -> bool:
+        """Authenticates with private_key_jwt (and never with a secret)."""
+        return bool(self.jwks or self.jwks_uri)
+
+    def is_usable(self, request) -> bool:
+        # django-oauth-toolkit asks before it issues anything: a revoked client gets nothing.
+        return self.active
 
     @property
     def scope_set(self) -> set[str]:

@@ -170,7 +170,14 @@ OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("HUB_TOKEN_LIFETIME", "3600")),
     "SCOPES_BACKEND_CLASS": "aanspraak.scopes.ChainScopes",
     "PKCE_REQUIRED": False,
+    # private_key_jwt next to the client secret (aanspraak/services/client_assertions.py).
+    "OAUTH2_VALIDATOR_CLASS": "aanspraak.api.oauth_validator.HubOAuth2Validator",
 }
+# private_key_jwt: the audience a client assertion must name (default: the token endpoint's
+# URL as the client called it); a jwksUri's fetch timeout and how long its keys are kept.
+HUB_TOKEN_AUDIENCE = os.environ.get("HUB_TOKEN_AUDIENCE") or None
+HUB_JWKS_TIMEOUT = float(os.environ.get("HUB_JWKS_TIMEOUT", "5"))
+HUB_JWKS_CACHE_SECONDS = int(os.environ.get("HUB_JWKS_CACHE_SECONDS", "3600"))
 
 # Failed client authentications one client id may have from one address in a calendar minute
 # before the token endpoint answers 429 until the minute is over; 0 turns it off.

@@ -11,12 +11,16 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from oauth2_provider import views as oauth2_views
 
 from aanspraak.models import Client
+from aanspraak.services import client_assertions
 from aanspraak.services.token_guard import blocked_for, record_failure
+
+TOKEN_URL_HEADER = "HUB_TOKEN_URL"
 
 
 def client_id_of(request: HttpRequest) -> str:
     """The client id a token request names: HTTP Basic (``client_secret_basic``, whose parts
-    are form-encoded, RFC 6749 §2.3.1), else the form's ``client_id``; "" if none."""
+    are form-encoded, RFC 6749 §2.3.1), else the form's ``client_id``, else a client
+    assertion's ``iss`` (unverified: it only counts failures); "" if none."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "basic" and credentials:
@@ -25,7 +29,10 @@ def client_id_of(request: HttpRequest) -> str:
         except (binascii.Error, UnicodeDecodeError):
             return ""
         return unquote_plus(decoded.partition(":")[0])
-    return request.POST.get("client_id", "")
+    assertion = request.POST.get("client_assertion")
+    return request.POST.get("client_id") or (
+        client_assertions.issuer(assertion) if assertion else ""
+    )
 
 
 def too_many_attempts(client_id: str, wait: int) -> HttpResponse:
@@ -71,6 +78,9 @@ class TokenView(oauth2_views.TokenView):
         wait = blocked_for(client_id, address)
         if wait:
             return too_many_attempts(client_id, wait)
+        # The URL the client called: a client assertion's audience (django-oauth-toolkit hands
+        # the validator only the path, and the request's META as its headers).
+        request.META[TOKEN_URL_HEADER] = request.build_absolute_uri(request.path)
         if client_id and Client.objects.filter(client_id=client_id, active=False).exists():
             return revoked(client_id)
         response = super().post(request, *args, **kwargs)
