@@ -1,4 +1,7 @@
-"""Enumerations shared across the hub: roles, OAuth2 scopes and the seeds' identifier types."""
+"""Enumerations shared across the hub: roles, OAuth2 scopes, the seeds' identifier types and
+the chain's functional status codes."""
+
+from enum import IntEnum
 
 from django.db import models
 
@@ -43,3 +46,20 @@ class UserIdType(models.TextChoices):
     NEPRI = "NEPRI"
     ASI = "ASI"
     ECKID = "eckId"
+
+
+class FunctionalCode(IntEnum):
+    """The chain's functional status codes, the ``status`` of every StatusResponse
+    (docs/api.md, "Errors"). Write a code only through this enum."""
+
+    SCHEMA_INCORRECT = 11
+    SCHEMA_VERSION_NOT_SUPPORTED = 12
+    SCOPE_REQUIRED = 21
+    CONSENT_REQUIRED = 22
+    ORGANISATION_UNKNOWN = 23
+    OTHER = 99
+
+    @property
+    def meaning(self) -> str:
+        """The code's meaning in words (``schema incorrect``), as the OpenAPI document lists it."""
+        return self.name.lower().replace("_", " ")

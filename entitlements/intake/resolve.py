@@ -6,6 +6,7 @@ import json
 
 from django.db.models import Exists, OuterRef, Q
 
+from aanspraak.choices import FunctionalCode
 from aanspraak.models import Consent, Party, Product, School
 
 from .parse import ParsedOrder
@@ -24,7 +25,8 @@ def resolve_school(ref: dict) -> School:
     schools = list(School.objects.filter(query).distinct().prefetch_related("organisation_ids")[:2])
     if not schools:
         raise IntakeError(
-            [f"deliveryOrder.buyer.school: unknown school {json.dumps(ref)}"], code=23
+            [f"deliveryOrder.buyer.school: unknown school {json.dumps(ref)}"],
+            code=FunctionalCode.ORGANISATION_UNKNOWN,
         )
     if len(schools) > 1:
         raise IntakeError(
@@ -45,14 +47,17 @@ def resolve_portals(parsed: ParsedOrder, school: School) -> list[Party]:
     }
     for i, portal_id in enumerate(parsed.portal_ids):
         if portal_id not in found:
-            raise IntakeError([f"deliveryOrder.portals[{i}]: unknown portal {portal_id}"], code=23)
+            raise IntakeError(
+                [f"deliveryOrder.portals[{i}]: unknown portal {portal_id}"],
+                code=FunctionalCode.ORGANISATION_UNKNOWN,
+            )
         if not found[portal_id].consented:
             raise IntakeError(
                 [
                     f"deliveryOrder.portals[{i}]: the school has not consented that portal "
                     f"{portal_id} receives its entitlement data"
                 ],
-                code=22,
+                code=FunctionalCode.CONSENT_REQUIRED,
             )
     return [found[p] for p in parsed.portal_ids]
 
