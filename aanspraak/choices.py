@@ -1,5 +1,5 @@
-"""Enumerations shared across the hub: roles, OAuth2 scopes, the seeds' identifier types and
-the chain's functional status codes."""
+"""Enumerations shared across the hub: roles, OAuth2 scopes, the seeds' identifier types, the
+chain's functional status codes and the outcome of an outbound attempt."""
 
 from enum import IntEnum
 
@@ -46,6 +46,15 @@ class UserIdType(models.TextChoices):
     NEPRI = "NEPRI"
     ASI = "ASI"
     ECKID = "eckId"
+
+
+class AttemptOutcome(models.TextChoices):
+    """What one outbound attempt came to (``aanspraak.outbound.policy.classify``); also the
+    stored ``DeliveryAttempt.outcome``."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
 
 
 class FunctionalCode(IntEnum):

@@ -47,7 +47,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aanspraak.api.errors import status_body
 from aanspraak.choices import FunctionalCode as Code
-from aanspraak.outbound import Endpoint, Outcome, send
+from aanspraak.outbound import AttemptOutcome, Endpoint, send
 
 from .config import (
     ADMINISTRATION,
@@ -168,14 +168,14 @@ class PartySimulator:
         result = send(self._hub_endpoint(role), "PUT", path, body)
         with self.lock:
             self.sent.append(Sent(path, body, result.http_status, result.outcome.value))
-        if result.outcome is Outcome.DELIVERED:
+        if result.outcome is AttemptOutcome.DELIVERED:
             with self.lock:
                 if path.endswith("activation"):
                     self.counters.activations_sent += 1
                 else:
                     self.counters.confirmations_sent += 1
             return
-        if result.outcome is Outcome.RETRY and tries < MAX_SEND_TRIES:
+        if result.outcome is AttemptOutcome.RETRY and tries < MAX_SEND_TRIES:
             backoff = min(30.0, 0.2 * 2**tries) * self.rng.random() + (result.retry_after or 0)
             self._schedule(backoff, lambda: self._send_to_hub(role, path, body, tries + 1))
             return
