@@ -1,4 +1,7 @@
-"""Enumerations shared across the hub: roles, OAuth2 scopes and the seeds' identifier types."""
+"""Enumerations shared across the hub: roles, OAuth2 scopes, the seeds' identifier types, the
+chain's functional status codes and the outcome of an outbound attempt."""
+
+from enum import IntEnum
 
 from django.db import models
 
@@ -43,3 +46,29 @@ class UserIdType(models.TextChoices):
     NEPRI = "NEPRI"
     ASI = "ASI"
     ECKID = "eckId"
+
+
+class AttemptOutcome(models.TextChoices):
+    """What one outbound attempt came to (``aanspraak.outbound.policy.classify``); also the
+    stored ``DeliveryAttempt.outcome``."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+class FunctionalCode(IntEnum):
+    """The chain's functional status codes, the ``status`` of every StatusResponse
+    (docs/api.md, "Errors"). Write a code only through this enum."""
+
+    SCHEMA_INCORRECT = 11
+    SCHEMA_VERSION_NOT_SUPPORTED = 12
+    SCOPE_REQUIRED = 21
+    CONSENT_REQUIRED = 22
+    ORGANISATION_UNKNOWN = 23
+    OTHER = 99
+
+    @property
+    def meaning(self) -> str:
+        """The code's meaning in words (``schema incorrect``), as the OpenAPI document lists it."""
+        return self.name.lower().replace("_", " ")

@@ -1,39 +1,47 @@
-"""Settings of the Aanspraakmanager, read from the environment.
+"""Settings of the Aanspraakmanager, read from the environment (docs/operations.md,
+"Environment", lists every variable with its default).
 
 With nothing set the hub runs embedded: SQLite in ``var/`` and a Celery broker on the
 filesystem, so a laptop needs no outside service. ``DATABASE_URL`` and
 ``CELERY_BROKER_URL`` switch to PostgreSQL and Redis. ``HUB_ENV=production`` refuses to
-start without ``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS``.
+start without ``DJANGO_SECRET_KEY``, ``DJANGO_ALLOWED_HOSTS`` and
+``HUB_FIELD_ENCRYPTION_KEYS``.
+
+Variables are parsed by django-environ: booleans take 1/true/yes/on (0/false/no/off),
+lists are comma-separated. The sections follow what they configure.
 """
 
 import os
 from pathlib import Path
 
 import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
 
 
-def env_bool(name: str, default: bool = False) -> bool:
-    """Read a boolean from the environment: 1/true/yes/on are true."""
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+def _items(name: str) -> list[str]:
+    """A comma-separated variable's items without the spaces around them and without empty
+    ones (``env.list`` keeps both), as the hub has always read its lists."""
+    return [item for item in env.list(name, cast=str.strip, default=[]) if item]
 
 
-def env_list(name: str, default: str = "") -> list[str]:
-    """Read a comma-separated list from the environment."""
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-HUB_ENV = os.environ.get("HUB_ENV", "development")
+# --- Deployment: production or development ------------------------------------------------
+HUB_ENV = env.str("HUB_ENV", default="development")
 PRODUCTION = HUB_ENV == "production"
-DEBUG = env_bool("DJANGO_DEBUG", False)
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
+# Read as written: django-environ would take a value starting with "$" (a generated key may)
+# for a reference to another variable.
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
+ALLOWED_HOSTS = _items("DJANGO_ALLOWED_HOSTS")
+# Keys for secrets the hub must be able to read back (the credentials it uses towards other
+# parties). Fernet keys, newest first; the first encrypts, all decrypt (docs/operations.md,
+# "Rotating secrets"). In development a key derived from SECRET_KEY stands in.
+HUB_FIELD_ENCRYPTION_KEYS = _items("HUB_FIELD_ENCRYPTION_KEYS")
 if PRODUCTION:
     if not SECRET_KEY:
         raise ImproperlyConfigured("HUB_ENV=production requires DJANGO_SECRET_KEY to be set.")
@@ -41,14 +49,23 @@ if PRODUCTION:
         raise ImproperlyConfigured("HUB_ENV=production requires DJANGO_ALLOWED_HOSTS to be set.")
     if DEBUG:
         raise ImproperlyConfigured("HUB_ENV=production refuses DJANGO_DEBUG=1.")
+    if not HUB_FIELD_ENCRYPTION_KEYS:
+        raise ImproperlyConfigured(
+            "HUB_ENV=production requires HUB_FIELD_ENCRYPTION_KEYS to be set."
+        )
 else:
     # Development only: a fixed key so sessions survive restarts; never used in production.
     SECRET_KEY = SECRET_KEY or "dev-only-insecure-key-do-not-use-in-production"
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
-# Where the embedded default keeps its SQLite file and broker folders.
-HUB_DATA_DIR = Path(os.environ.get("HUB_DATA_DIR", BASE_DIR / "var"))
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
+SESSION_COOKIE_SECURE = PRODUCTION
+CSRF_COOKIE_SECURE = PRODUCTION
 
+# Where the embedded default keeps its SQLite file and broker folders.
+HUB_DATA_DIR = env("HUB_DATA_DIR", cast=Path, default=BASE_DIR / "var")
+
+# --- Django: apps, middleware, URLs, templates -------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -62,11 +79,17 @@ INSTALLED_APPS = [
     "aanspraak",
     "entitlements",
     "confirmations",
+    # Swagger UI's assets from the installed package: works offline, no CDN.
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "aanspraak.middleware.ApiVersionMiddleware",
+    # StatusResponse JSON for error answers outside DRF views (docs/api.md, "Errors").
+    "aanspraak.api.middleware.StatusResponseErrorMiddleware",
+    # 413 / 400-12 / 415 before any view (aanspraak/api/request_checks.py).
+    "aanspraak.api.request_checks.RequestChecksMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -94,11 +117,31 @@ TEMPLATES = [
     },
 ]
 
-if os.environ.get("DATABASE_URL"):
+LANGUAGE_CODE = "en"
+TIME_ZONE = "Europe/Amsterdam"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env("DJANGO_STATIC_ROOT", cast=Path, default=HUB_DATA_DIR / "static")
+
+# The largest request body, in bytes: 413 above it (aanspraak/api/request_checks.py). The
+# delivery orders have their own limit (one of 100,000 students with ECK iDs is some 15-30 MB
+# of JSON); HUB_MAX_REQUEST_BYTES is its older name.
+HUB_MAX_BODY_BYTES = env.int("HUB_MAX_BODY_BYTES", default=1024 * 1024)
+HUB_MAX_ORDER_BYTES = env.int(
+    "HUB_MAX_ORDER_BYTES", default=env.int("HUB_MAX_REQUEST_BYTES", default=32 << 20)
+)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(HUB_MAX_BODY_BYTES, HUB_MAX_ORDER_BYTES)
+
+# --- Database -------------------------------------------------------------------------------
+# Lower case: not a setting (Django's debug page would show the password in it).
+_database_url = env.str("DATABASE_URL", default="")
+if _database_url:
     DATABASES = {
         "default": dj_database_url.parse(
-            os.environ["DATABASE_URL"],
-            conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+            _database_url,
+            conn_max_age=env.int("DATABASE_CONN_MAX_AGE", default=60),
             conn_health_checks=True,
         )
     }
@@ -107,14 +150,14 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["ENGINE"] = "aanspraak.db.postgresql"
         # JIT compiles for 100+ ms per query above jit_above_cost, more than the hub's short
         # OLTP queries take (docs/operations.md, "Indexes and JIT"); DATABASE_JIT=on restores it.
-        jit = "on" if os.environ.get("DATABASE_JIT", "").lower() in {"on", "1", "true"} else "off"
+        jit = "on" if env.bool("DATABASE_JIT", default=False) else "off"
         options = DATABASES["default"].setdefault("OPTIONS", {})
         options["options"] = f"{options.get('options', '')} -c jit={jit}".strip()
         # The confirmation INSERT binds on the server and is prepared from its 5th use on a
         # connection (docs/performance.md, P2); off for a pooler that cannot keep prepared
         # statements (PgBouncer before 1.21, or without max_prepared_statements).
-        prepared = os.environ.get("DATABASE_PREPARED_STATEMENTS", "on").lower()
-        options["prepare_threshold"] = None if prepared in {"off", "0", "false"} else 5
+        prepared = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
+        options["prepare_threshold"] = 5 if prepared else None
 else:
     HUB_DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -129,45 +172,16 @@ else:
             },
         }
     }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # A persistent connection that passed a health check (or was opened) this recently is not
 # checked again before the next request's first query (aanspraak/db/postgresql/base.py).
-DATABASE_HEALTH_CHECK_SECONDS = float(os.environ.get("DATABASE_HEALTH_CHECK_SECONDS", "1"))
+DATABASE_HEALTH_CHECK_SECONDS = env.float("DATABASE_HEALTH_CHECK_SECONDS", default=1.0)
 
-DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# Tests and their subprocesses use a fast hasher (client secrets are hashed with it); never in
-# production, where Django's default (PBKDF2) applies.
-if not PRODUCTION and env_list("DJANGO_PASSWORD_HASHERS"):
-    PASSWORD_HASHERS = env_list("DJANGO_PASSWORD_HASHERS")
-AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
-]
-
-LANGUAGE_CODE = "en"
-TIME_ZONE = "Europe/Amsterdam"
-USE_I18N = True
-USE_TZ = True
-
-STATIC_URL = "static/"
-STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", HUB_DATA_DIR / "static"))
-
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
-SESSION_COOKIE_SECURE = PRODUCTION
-CSRF_COOKIE_SECURE = PRODUCTION
-
-# --- The chain's API ------------------------------------------------------------------------
-# The full version of the hub's API, sent as the API-Version header on every response.
-HUB_API_VERSION = "1.0.0"
-
-# Keys for secrets the hub must be able to read back (the credentials it uses towards other
-# parties). Comma-separated Fernet keys, newest first; the first encrypts, all decrypt.
-HUB_FIELD_ENCRYPTION_KEYS = env_list("HUB_FIELD_ENCRYPTION_KEYS")
-if PRODUCTION and not HUB_FIELD_ENCRYPTION_KEYS:
-    raise ImproperlyConfigured("HUB_ENV=production requires HUB_FIELD_ENCRYPTION_KEYS to be set.")
-
+# --- Authentication: OAuth2 clients, tokens, passwords -------------------------------------
 OAUTH2_PROVIDER_APPLICATION_MODEL = "aanspraak.Client"
 OAUTH2_PROVIDER = {
-    "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("HUB_TOKEN_LIFETIME", "3600")),
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("HUB_TOKEN_LIFETIME", default=3600),
     "SCOPES_BACKEND_CLASS": "aanspraak.scopes.ChainScopes",
     "PKCE_REQUIRED": False,
     # private_key_jwt next to the client secret (aanspraak/services/client_assertions.py).
@@ -181,12 +195,24 @@ HUB_JWKS_CACHE_SECONDS = int(os.environ.get("HUB_JWKS_CACHE_SECONDS", "3600"))
 
 # Failed client authentications one client id may have from one address in a calendar minute
 # before the token endpoint answers 429 until the minute is over; 0 turns it off.
-HUB_TOKEN_FAILURES_PER_MINUTE = int(os.environ.get("HUB_TOKEN_FAILURES_PER_MINUTE", "10"))
+HUB_TOKEN_FAILURES_PER_MINUTE = env.int("HUB_TOKEN_FAILURES_PER_MINUTE", default=10)
 
 # Seconds a process may keep using what it read of an access token (client, party, scopes,
 # expiry): a token revoked or a client changed elsewhere keeps working at most this long;
 # an expired token is refused at once. 0 turns the cache off. docs/api.md#authentication.
-HUB_TOKEN_CACHE_SECONDS = float(os.environ.get("HUB_TOKEN_CACHE_SECONDS", "30"))
+HUB_TOKEN_CACHE_SECONDS = env.float("HUB_TOKEN_CACHE_SECONDS", default=30.0)
+
+# Tests and their subprocesses use a fast hasher (client secrets are hashed with it); never in
+# production, where Django's default (PBKDF2) applies.
+if not PRODUCTION and _items("DJANGO_PASSWORD_HASHERS"):
+    PASSWORD_HASHERS = _items("DJANGO_PASSWORD_HASHERS")
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+# --- The chain's API: REST framework and the OpenAPI document ------------------------------
+# The full version of the hub's API, sent as the API-Version header on every response.
+HUB_API_VERSION = "1.0.0"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -203,48 +229,22 @@ REST_FRAMEWORK = {
 }
 # The rate limit of a client whose registry entry has no rateLimit ("600/min", "20/s",
 # "10000/hour"); unset: no limit. docs/api.md, "Rate limits".
-HUB_RATE_LIMIT = os.environ.get("HUB_RATE_LIMIT") or None
+HUB_RATE_LIMIT = env.str("HUB_RATE_LIMIT", default="") or None
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aanspraakmanager API",
     "DESCRIPTION": "The entitlement hub of the Edu-V chain for digital learning materials.",
     "VERSION": HUB_API_VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
-}
-
-# Issue 3: Swagger UI assets served from the installed sidecar package (works offline, no
-# CDN), the seeds' enum names, and StatusResponse JSON for error answers outside DRF views.
-INSTALLED_APPS += ["drf_spectacular_sidecar"]
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("aanspraak.middleware.ApiVersionMiddleware") + 1,
-    "aanspraak.api.middleware.StatusResponseErrorMiddleware",
-)
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("aanspraak.api.middleware.StatusResponseErrorMiddleware") + 1,
-    "aanspraak.api.request_checks.RequestChecksMiddleware",
-)
-SPECTACULAR_SETTINGS.update(
-    {
-        "SWAGGER_UI_DIST": "SIDECAR",
-        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-        "REDOC_DIST": "SIDECAR",
-        "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
-        "ENUM_NAME_OVERRIDES": {
-            "EntitlementTypeEnum": "entitlements.statuses.EntitlementType",
-            "EntitlementStatusEnum": "entitlements.statuses.EntitlementStatus",
-            "UrlStatusEnum": "entitlements.statuses.UrlStatus",
-            "OrganisationIdTypeEnum": "aanspraak.choices.OrganisationIdType",
-            "UserIdTypeEnum": "aanspraak.choices.UserIdType",
-        },
-    }
-)
-
-# OpenAPI completeness: the request enums of seed 003 (no "expired" entitlement status, no
-# "uninitialized" URL status) get their own names next to the stored unions. The serializers'
-# choices are plain value lists, so the overrides name the value lists (a TextChoices class
-# hashes its labels too and would not match).
-SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
-    {
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    # The seeds' enum names. The serializers' choices are plain value lists, so the overrides
+    # name the value lists (a TextChoices class hashes its labels too and would not match).
+    # The request enums of seed 003 (no "expired" entitlement status, no "uninitialized" URL
+    # status) get their own names next to the stored unions.
+    "ENUM_NAME_OVERRIDES": {
         "EntitlementTypeEnum": "entitlements.statuses.EntitlementType.values",
         "EntitlementStatusEnum": "entitlements.statuses.EntitlementStatus.values",
         "UrlStatusEnum": "entitlements.statuses.UrlStatus.values",
@@ -254,11 +254,23 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
             "confirmations.api.serializers.CONFIRMABLE_ENTITLEMENT_STATUSES"
         ),
         "ConfirmedUrlStatusEnum": "confirmations.api.serializers.CONFIRMABLE_URL_STATUSES",
-    }
-)
+    },
+}
 
-# --- Celery ---------------------------------------------------------------------------------
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# --- Logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("HUB_LOG_LEVEL", default="INFO")},
+    # httpx logs every request at INFO: one line per outbound message. Every attempt is
+    # recorded in the database (DeliveryAttempt) already; failures are logged by dispatch.
+    "loggers": {"httpx": {"level": env.str("HUB_HTTPX_LOG_LEVEL", default="WARNING")}},
+}
+
+# --- Celery and the shared cache: broker, acknowledgement, queues -------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = HUB_DATA_DIR / "broker"
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
@@ -273,13 +285,13 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
-# Django's cache holds what all web processes must share (the token endpoint's failure counts):
-# the broker's Redis, or files under HUB_DATA_DIR on the embedded default.
+# Django's cache holds what all web processes must share (the token endpoint's failure counts,
+# the rate limits): the broker's Redis, or files under HUB_DATA_DIR on the embedded default.
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ.get("HUB_CACHE_URL", CELERY_BROKER_URL),
+            "LOCATION": env.str("HUB_CACHE_URL", default=CELERY_BROKER_URL),
             "KEY_PREFIX": "aanspraak",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
@@ -299,108 +311,89 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {
-    "heartbeat": {"task": "aanspraak.tasks.heartbeat", "schedule": 60.0},
-}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("HUB_LOG_LEVEL", "INFO")},
-    # httpx logs every request at INFO: one line per outbound message. Every attempt is
-    # recorded in the database (DeliveryAttempt) already; failures are logged by dispatch.
-    "loggers": {"httpx": {"level": os.environ.get("HUB_HTTPX_LOG_LEVEL", "WARNING")}},
-}
-
-# --- Outbound delivery, intake and expiry (entitlements.outbox, aanspraak.outbound) --------
-# Seconds one outbound HTTP call may take (connect capped at 5 s).
-HUB_OUTBOUND_TIMEOUT = float(os.environ.get("HUB_OUTBOUND_TIMEOUT", "10"))
-# Concurrent sends within one recipient's batch, and the batch size of one claim.
-HUB_OUTBOUND_CONCURRENCY = int(os.environ.get("HUB_OUTBOUND_CONCURRENCY", "16"))
-HUB_OUTBOUND_BATCH_SIZE = int(os.environ.get("HUB_OUTBOUND_BATCH_SIZE", "100"))
-# Time budget of one drain task before it queues itself again behind other recipients.
-HUB_OUTBOUND_DRAIN_SECONDS = float(os.environ.get("HUB_OUTBOUND_DRAIN_SECONDS", "30"))
-# How often beat sweeps for due messages (retries and lost wake-ups).
-HUB_OUTBOUND_SWEEP_SECONDS = float(os.environ.get("HUB_OUTBOUND_SWEEP_SECONDS", "10"))
-# Retries: exponential backoff with full jitter from the base, capped per wait, until the
-# horizon after the message was created; then the message fails for good.
-HUB_RETRY_BASE_SECONDS = float(os.environ.get("HUB_RETRY_BASE_SECONDS", "5"))
-HUB_RETRY_MAX_DELAY_SECONDS = float(os.environ.get("HUB_RETRY_MAX_DELAY_SECONDS", "3600"))
-HUB_RETRY_HORIZON_SECONDS = float(os.environ.get("HUB_RETRY_HORIZON_SECONDS", str(48 * 3600)))
-HUB_EXPIRY_BATCH_SIZE = int(os.environ.get("HUB_EXPIRY_BATCH_SIZE", "5000"))
-HUB_EXPIRY_SECONDS = float(os.environ.get("HUB_EXPIRY_SECONDS", "3600"))
-CELERY_BEAT_SCHEDULE["outbound-sweep"] = {
-    "task": "entitlements.tasks.sweep_outbound",
-    "schedule": HUB_OUTBOUND_SWEEP_SECONDS,
-}
-CELERY_BEAT_SCHEDULE["expire-entitlements"] = {
-    "task": "entitlements.tasks.expire_entitlements",
-    "schedule": HUB_EXPIRY_SECONDS,
-}
-# A delivery order of 100,000 students with ECK iDs is some 15-30 MB of JSON.
-# The largest request body, in bytes: 413 above it (aanspraak/api/request_checks.py). The
-# delivery orders have their own limit; HUB_MAX_REQUEST_BYTES is its older name.
-HUB_MAX_BODY_BYTES = int(os.environ.get("HUB_MAX_BODY_BYTES", str(1024 * 1024)))
-HUB_MAX_ORDER_BYTES = int(
-    os.environ.get("HUB_MAX_ORDER_BYTES", os.environ.get("HUB_MAX_REQUEST_BYTES", str(32 << 20)))
-)
-DATA_UPLOAD_MAX_MEMORY_SIZE = max(HUB_MAX_BODY_BYTES, HUB_MAX_ORDER_BYTES)
-
-# --- Confirmations: applying them, waking the workers, the sweep (confirmations/) ---------
-# Confirmations a worker claims and applies in one transaction.
-HUB_APPLY_BATCH_SIZE = int(os.environ.get("HUB_APPLY_BATCH_SIZE", "500"))
-# Test only: seconds a worker waits inside a claimed batch (to kill it mid-batch).
-HUB_APPLY_BATCH_DELAY = float(os.environ.get("HUB_APPLY_BATCH_DELAY", "0"))
-# After a batch that was not full a worker waits this long before its next claim, so that a
-# steady stream is applied in fewer, larger batches (docs/performance.md, P5).
-HUB_APPLY_GATHER_SECONDS = float(os.environ.get("HUB_APPLY_GATHER_SECONDS", "0.1"))
-# A wake-up of the workers is sent at most once per this many milliseconds while one is queued
-# or working (a Redis key, held by the working task, cleared before its last claim); also how
-# long a lost wake-up or a killed worker keeps further wake-ups back.
-HUB_WAKE_DEBOUNCE_MS = int(os.environ.get("HUB_WAKE_DEBOUNCE_MS", "5000"))
-# The sweep runs every INTERVAL seconds and wakes the workers when confirmations have been
-# pending for longer than AGE seconds (e.g. accepted while Redis was down).
-HUB_CONFIRMATION_SWEEP_INTERVAL = float(os.environ.get("HUB_CONFIRMATION_SWEEP_INTERVAL", "30"))
-HUB_CONFIRMATION_SWEEP_AGE = float(os.environ.get("HUB_CONFIRMATION_SWEEP_AGE", "10"))
-CELERY_BEAT_SCHEDULE["confirmations-sweep"] = {
-    "task": "confirmations.tasks.sweep_pending",
-    "schedule": HUB_CONFIRMATION_SWEEP_INTERVAL,
-}
-
-# --- Chain clients: enrollment lookups and usage reconciliation (docs/chain-clients.md) ----
-# Enrollment lookups one resolver claims at a time (sent concurrently, HUB_OUTBOUND_CONCURRENCY).
-HUB_ENROLLMENT_BATCH_SIZE = int(os.environ.get("HUB_ENROLLMENT_BATCH_SIZE", "50"))
-# How often beat looks for due enrollment lookups (retries and lost wake-ups).
-HUB_ENROLLMENT_SWEEP_SECONDS = float(os.environ.get("HUB_ENROLLMENT_SWEEP_SECONDS", "10"))
-# How often every contract's usage is reconciled with the licence registries.
-HUB_USAGE_RECONCILE_SECONDS = float(os.environ.get("HUB_USAGE_RECONCILE_SECONDS", "86400"))
-CELERY_BEAT_SCHEDULE["enrollment-sweep"] = {
-    "task": "entitlements.tasks.sweep_enrollments",
-    "schedule": HUB_ENROLLMENT_SWEEP_SECONDS,
-}
-CELERY_BEAT_SCHEDULE["usage-reconcile"] = {
-    "task": "entitlements.tasks.reconcile_usage",
-    "schedule": HUB_USAGE_RECONCILE_SECONDS,
-}
-
-# --- Celery queues: outbound work on a queue of its own (docs/operations.md, "Queues") -----
-# Work that waits on other parties (outbound delivery, enrollment lookups) has its own queue,
-# so applying confirmations ("celery", the default queue) is never stuck behind a slow party.
-# A worker started without -Q consumes every queue in CELERY_TASK_QUEUES (the embedded
-# default and the README keep working); see docs/operations.md for dedicated workers.
-from kombu import Queue as _KombuQueue  # noqa: E402
-
+# Work that waits on other parties (outbound delivery, enrollment lookups, usage
+# reconciliation) has its own queue, so applying confirmations ("celery", the default queue)
+# is never stuck behind a slow party. A worker started without -Q consumes every queue in
+# CELERY_TASK_QUEUES (the embedded default and the README keep working); docs/operations.md,
+# "Queues", for dedicated workers.
 HUB_OUTBOUND_QUEUE = "outbound"
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (
-    _KombuQueue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
-    _KombuQueue(HUB_OUTBOUND_QUEUE, routing_key=HUB_OUTBOUND_QUEUE),
+    Queue(CELERY_TASK_DEFAULT_QUEUE, routing_key=CELERY_TASK_DEFAULT_QUEUE),
+    Queue(HUB_OUTBOUND_QUEUE, routing_key=HUB_OUTBOUND_QUEUE),
 )
 CELERY_TASK_ROUTES = {
     "entitlements.tasks.drain_recipient": {"queue": HUB_OUTBOUND_QUEUE},
     "entitlements.tasks.resolve_enrollments": {"queue": HUB_OUTBOUND_QUEUE},
-    # Calls every registry: slow parties must not hold up the confirmation workers either.
     "entitlements.tasks.reconcile_usage": {"queue": HUB_OUTBOUND_QUEUE},
+}
+
+# --- Outbound delivery and expiry (entitlements/outbox, docs/delivery.md) -----------------
+# Seconds one outbound HTTP call may take (connect capped at 5 s).
+HUB_OUTBOUND_TIMEOUT = env.float("HUB_OUTBOUND_TIMEOUT", default=10.0)
+# Concurrent sends within one recipient's batch, and the batch size of one claim.
+HUB_OUTBOUND_CONCURRENCY = env.int("HUB_OUTBOUND_CONCURRENCY", default=16)
+HUB_OUTBOUND_BATCH_SIZE = env.int("HUB_OUTBOUND_BATCH_SIZE", default=100)
+# Time budget of one drain task before it queues itself again behind other recipients.
+HUB_OUTBOUND_DRAIN_SECONDS = env.float("HUB_OUTBOUND_DRAIN_SECONDS", default=30.0)
+# How often beat sweeps for due messages (retries and lost wake-ups).
+HUB_OUTBOUND_SWEEP_SECONDS = env.float("HUB_OUTBOUND_SWEEP_SECONDS", default=10.0)
+# Retries: exponential backoff with full jitter from the base, capped per wait, until the
+# horizon after the message was created; then the message fails for good.
+HUB_RETRY_BASE_SECONDS = env.float("HUB_RETRY_BASE_SECONDS", default=5.0)
+HUB_RETRY_MAX_DELAY_SECONDS = env.float("HUB_RETRY_MAX_DELAY_SECONDS", default=3600.0)
+HUB_RETRY_HORIZON_SECONDS = env.float("HUB_RETRY_HORIZON_SECONDS", default=48 * 3600.0)
+# Expiry: entitlements moved to expired per batch, and how often beat runs it.
+HUB_EXPIRY_BATCH_SIZE = env.int("HUB_EXPIRY_BATCH_SIZE", default=5000)
+HUB_EXPIRY_SECONDS = env.float("HUB_EXPIRY_SECONDS", default=3600.0)
+
+# --- Confirmations: applying them, waking the workers (confirmations/, docs/confirmations.md)
+# Confirmations a worker claims and applies in one transaction.
+HUB_APPLY_BATCH_SIZE = env.int("HUB_APPLY_BATCH_SIZE", default=500)
+# Test only: seconds a worker waits inside a claimed batch (to kill it mid-batch).
+HUB_APPLY_BATCH_DELAY = env.float("HUB_APPLY_BATCH_DELAY", default=0.0)
+# After a batch that was not full a worker waits this long before its next claim, so that a
+# steady stream is applied in fewer, larger batches (docs/performance.md, P5).
+HUB_APPLY_GATHER_SECONDS = env.float("HUB_APPLY_GATHER_SECONDS", default=0.1)
+# A wake-up of the workers is sent at most once per this many milliseconds while one is queued
+# or working (a Redis key, held by the working task, cleared before its last claim); also how
+# long a lost wake-up or a killed worker keeps further wake-ups back.
+HUB_WAKE_DEBOUNCE_MS = env.int("HUB_WAKE_DEBOUNCE_MS", default=5000)
+# The sweep runs every INTERVAL seconds and wakes the workers when confirmations have been
+# pending for longer than AGE seconds (e.g. accepted while Redis was down).
+HUB_CONFIRMATION_SWEEP_INTERVAL = env.float("HUB_CONFIRMATION_SWEEP_INTERVAL", default=30.0)
+HUB_CONFIRMATION_SWEEP_AGE = env.float("HUB_CONFIRMATION_SWEEP_AGE", default=10.0)
+
+# --- Chain clients: enrollment lookups and usage reconciliation (docs/chain-clients.md) ----
+# Enrollment lookups one resolver claims at a time (sent concurrently, HUB_OUTBOUND_CONCURRENCY).
+HUB_ENROLLMENT_BATCH_SIZE = env.int("HUB_ENROLLMENT_BATCH_SIZE", default=50)
+# How often beat looks for due enrollment lookups (retries and lost wake-ups).
+HUB_ENROLLMENT_SWEEP_SECONDS = env.float("HUB_ENROLLMENT_SWEEP_SECONDS", default=10.0)
+# How often every contract's usage is reconciled with the licence registries.
+HUB_USAGE_RECONCILE_SECONDS = env.float("HUB_USAGE_RECONCILE_SECONDS", default=86400.0)
+
+# --- Periodic tasks (Celery beat): the sweeps that close every gap a crash can open --------
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {"task": "aanspraak.tasks.heartbeat", "schedule": 60.0},
+    "outbound-sweep": {
+        "task": "entitlements.tasks.sweep_outbound",
+        "schedule": HUB_OUTBOUND_SWEEP_SECONDS,
+    },
+    "expire-entitlements": {
+        "task": "entitlements.tasks.expire_entitlements",
+        "schedule": HUB_EXPIRY_SECONDS,
+    },
+    "confirmations-sweep": {
+        "task": "confirmations.tasks.sweep_pending",
+        "schedule": HUB_CONFIRMATION_SWEEP_INTERVAL,
+    },
+    "enrollment-sweep": {
+        "task": "entitlements.tasks.sweep_enrollments",
+        "schedule": HUB_ENROLLMENT_SWEEP_SECONDS,
+    },
+    "usage-reconcile": {
+        "task": "entitlements.tasks.reconcile_usage",
+        "schedule": HUB_USAGE_RECONCILE_SECONDS,
+    },
 }

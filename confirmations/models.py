@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from aanspraak.models import Client, Party
 from entitlements.models import Entitlement, OutboundMessage
+from entitlements.rules.transitions import Outcome
 from entitlements.statuses import EntitlementStatus, UrlStatus
 
 
@@ -16,12 +17,12 @@ class ConfirmationKind(models.TextChoices):
     ACTIVATION = "activation", "Initial activation (PUT /usage/activation)"
 
 
-class ConfirmationState(models.TextChoices):
-    PENDING = "pending"
-    APPLIED = "applied"
-    DUPLICATE = "duplicate"
-    STALE = "stale"
-    REJECTED = "rejected"
+# A confirmation's state: ``pending`` until a worker decides it, then the decision's
+# ``Outcome`` (the transition table's one name for applied/duplicate/stale/rejected), so the
+# stored states cannot drift from what ``decide`` answers. Write decided states as ``Outcome``.
+ConfirmationState = models.TextChoices(
+    "ConfirmationState", [("PENDING", "pending"), *((o.name, o.value) for o in Outcome)]
+)
 
 
 class Confirmation(models.Model):

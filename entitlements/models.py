@@ -7,12 +7,12 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
+from aanspraak.choices import AttemptOutcome
 from aanspraak.models import Party, Product, School
 
 from .statuses import (
     ACTIVATION_CODE_TYPES,
     END_DATE_STATUSES,
-    AttemptOutcome,
     DeliveryOrderStatus,
     DeliveryType,
     EntitlementStatus,
@@ -20,6 +20,7 @@ from .statuses import (
     EventCause,
     MessageKind,
     MessageState,
+    ReconciliationOutcome,
     UrlStatus,
 )
 
@@ -450,16 +451,11 @@ class UsageReconciliation(models.Model):
     """One comparison of a contract's usage at a licence registry (seed 001) with the hub's
     own entitlements of that contract and registry."""
 
-    class Outcome(models.TextChoices):
-        MATCHED = "matched"
-        DIFFERENT = "different"
-        FAILED = "failed"
-
     contract_id = models.CharField(max_length=200)
     licensor = models.ForeignKey(Party, on_delete=models.PROTECT, related_name="+")
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField()
-    outcome = models.CharField(max_length=20, choices=Outcome.choices)
+    outcome = models.CharField(max_length=20, choices=ReconciliationOutcome.choices)
     error = models.TextField(blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     hub_totals = models.JSONField(default=dict, blank=True)
@@ -469,7 +465,7 @@ class UsageReconciliation(models.Model):
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=Q(outcome__in=["matched", "different", "failed"]),
+                condition=Q(outcome__in=ReconciliationOutcome.values),
                 name="usagereconciliation_outcome_valid",
             ),
         ]

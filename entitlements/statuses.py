@@ -66,9 +66,11 @@ class MessageState(models.TextChoices):
     FAILED = "failed"
 
 
-class AttemptOutcome(models.TextChoices):
-    DELIVERED = "delivered"
-    RETRY = "retry"
+class ReconciliationOutcome(models.TextChoices):
+    """What comparing a contract's usage at its registry with the hub's own figures found."""
+
+    MATCHED = "matched"
+    DIFFERENT = "different"
     FAILED = "failed"
 
 

@@ -3,24 +3,15 @@
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-
-class FunctionalCode(IntEnum):
-    SCHEMA_INCORRECT = 11
-    SCHEMA_VERSION_NOT_SUPPORTED = 12
-    SCOPE_REQUIRED = 21
-    CONSENT_REQUIRED = 22
-    ORGANISATION_UNKNOWN = 23
-    OTHER = 99
+from aanspraak.choices import FunctionalCode
 
 
-def status_body(code: int, message: str) -> dict:
+def status_body(code: FunctionalCode, message: str) -> dict:
     """A StatusResponse body."""
     return {"status": int(code), "statusMessage": message}
 
@@ -31,7 +22,13 @@ class ApiError(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
     functional_code = FunctionalCode.OTHER
 
-    def __init__(self, message: str, *, http_status: int | None = None, code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        code: FunctionalCode | None = None,
+    ):
         super().__init__(detail=message)
         if http_status is not None:
             self.status_code = http_status
@@ -138,7 +135,9 @@ def exception_handler(exc, context) -> Response | None:
     return response
 
 
-def json_error(http_status: int, message: str, code: int = FunctionalCode.OTHER) -> JsonResponse:
+def json_error(
+    http_status: int, message: str, code: FunctionalCode = FunctionalCode.OTHER
+) -> JsonResponse:
     """A plain Django StatusResponse (outside DRF views)."""
     return JsonResponse(status_body(code, message), status=http_status)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .errors import FunctionalCode, json_error
+from aanspraak.choices import FunctionalCode
+
+from .errors import json_error
 
 # Headers of the original error that the StatusResponse keeps.
 KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")

@@ -16,7 +16,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from aanspraak.choices import OrganisationIdType, Scope, UserIdType
+from aanspraak.choices import FunctionalCode, OrganisationIdType, Scope, UserIdType
 
 TOKEN_URL = "/oauth2/token/"
 SCHEME_NAME = "OAuth2"
@@ -28,8 +28,9 @@ _HTTP_REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     413: "Content Too Large: the body is over the endpoint's limit (HUB_MAX_BODY_BYTES, for "
-    "delivery orders HUB_MAX_ORDER_BYTES); nothing was stored (status 99)",
-    415: "Unsupported Media Type: the body must be JSON (status 11)",
+    f"delivery orders HUB_MAX_ORDER_BYTES); nothing was stored (status {FunctionalCode.OTHER})",
+    415: "Unsupported Media Type: the body must be JSON "
+    f"(status {FunctionalCode.SCHEMA_INCORRECT})",
     500: "Internal Server Error",
 }
 
@@ -38,8 +39,9 @@ class StatusResponseSerializer(serializers.Serializer):
     """Functional status code and status message (the body of every error)."""
 
     status = serializers.IntegerField(
-        help_text="Functional status code: 11 schema incorrect, 12 schema version not "
-        "supported, 21 scope required, 22 consent required, 23 organisation unknown, 99 other."
+        help_text="Functional status code: "
+        + ", ".join(f"{code.value} {code.meaning}" for code in FunctionalCode)
+        + "."
     )
     statusMessage = serializers.CharField(required=False, help_text="Human-readable explanation.")
 

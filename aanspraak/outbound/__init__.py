@@ -27,11 +27,11 @@ warnings.filterwarnings(
 )
 
 from .client import Endpoint, SendResult, endpoint_for_party, send  # noqa: E402
-from .policy import Outcome, RetryPolicy, classify  # noqa: E402
+from .policy import AttemptOutcome, RetryPolicy, classify  # noqa: E402
 
 __all__ = [
+    "AttemptOutcome",
     "Endpoint",
-    "Outcome",
     "RetryPolicy",
     "SendResult",
     "classify",

@@ -22,7 +22,7 @@ import httpx
 from authlib.integrations.httpx_client import OAuth2Client
 from django.conf import settings
 
-from .policy import Outcome, classify, parse_retry_after
+from .policy import AttemptOutcome, classify, parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class SendResult:
     started_at: dt.datetime
     duration_ms: int
     http_status: int | None
-    outcome: Outcome
+    outcome: AttemptOutcome
     error: str = ""
     retry_after: float | None = None
     response_text: str = ""
@@ -195,7 +195,7 @@ def send(
 def _token_failure(endpoint: Endpoint, exc: Exception, started_at, start: float) -> SendResult:
     if isinstance(exc, httpx.TimeoutException):
         return SendResult(
-            started_at, _elapsed_ms(start), None, Outcome.RETRY, "token request timed out"
+            started_at, _elapsed_ms(start), None, AttemptOutcome.RETRY, "token request timed out"
         )
     # A refused token request may be a configuration being fixed; retrying until the
     # horizon lets the messages go out once it is, without an admin re-send.
@@ -203,7 +203,7 @@ def _token_failure(endpoint: Endpoint, exc: Exception, started_at, start: float)
         started_at,
         _elapsed_ms(start),
         None,
-        Outcome.RETRY,
+        AttemptOutcome.RETRY,
         f"token request to {endpoint.token_url} failed: {type(exc).__name__}: {str(exc)[:300]}",
     )
 
@@ -242,7 +242,7 @@ def exchange(
             started_at,
             0,
             None,
-            Outcome.FAILED,
+            AttemptOutcome.FAILED,
             f"party {endpoint.name or '?'} has no endpoint baseUrl in the registry",
         ), None
     session = _session(endpoint)
@@ -275,7 +275,7 @@ def exchange(
             started_at,
             _elapsed_ms(start),
             None,
-            Outcome.RETRY,
+            AttemptOutcome.RETRY,
             f"timeout: {type(exc).__name__}",
         ), None
     except httpx.TransportError as exc:
@@ -283,17 +283,17 @@ def exchange(
             started_at,
             _elapsed_ms(start),
             None,
-            Outcome.RETRY,
+            AttemptOutcome.RETRY,
             f"connection error: {type(exc).__name__}: {str(exc)[:300]}",
         ), None
     duration = _elapsed_ms(start)
     outcome = classify(response.status_code)
     text = response.text[:500]
-    error = "" if outcome is Outcome.DELIVERED else f"HTTP {response.status_code}: {text}"
+    error = "" if outcome is AttemptOutcome.DELIVERED else f"HTTP {response.status_code}: {text}"
     if response.status_code == 401 and session.uses_token:
         # Our cached token was refused (revoked, rotated keys): fetch a new one next time.
         session.drop_token()
-        outcome = Outcome.RETRY
+        outcome = AttemptOutcome.RETRY
     return SendResult(
         started_at,
         duration,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .client import Endpoint, SendResult, exchange
-from .policy import Outcome
+from .policy import AttemptOutcome
 
 T = TypeVar("T")
 
@@ -61,14 +61,14 @@ class ChainCallError(Exception):
 def _kind(result: SendResult) -> str:
     status = result.http_status
     if status is None:
-        return "no-endpoint" if result.outcome is Outcome.FAILED else "unavailable"
+        return "no-endpoint" if result.outcome is AttemptOutcome.FAILED else "unavailable"
     if status == 401:
         return "unauthorized"
     if status == 403:
         return "forbidden"
     if status == 404:
         return "not-found"
-    if result.outcome is Outcome.RETRY:
+    if result.outcome is AttemptOutcome.RETRY:
         return "unavailable"
     return "bad-request"
 
@@ -80,7 +80,7 @@ def error_of(result: SendResult, what: str) -> ChainCallError:
         kind=kind,
         message=f"{what}: {result.error}"[:MAX_MESSAGE],
         http_status=result.http_status,
-        transient=result.outcome is Outcome.RETRY,
+        transient=result.outcome is AttemptOutcome.RETRY,
         retry_after=result.retry_after,
     )
 
@@ -97,7 +97,7 @@ def fetch_json(
     for every problem (``parse`` raises MalformedBody for a body of the wrong shape)."""
     what = what or f"GET {path} at {endpoint.name or endpoint.base_url}"
     result, response = exchange(endpoint, "GET", path, None, params=params)
-    if result.outcome is not Outcome.DELIVERED or response is None:
+    if result.outcome is not AttemptOutcome.DELIVERED or response is None:
         raise error_of(result, what)
     try:
         data = json.loads(response.content)

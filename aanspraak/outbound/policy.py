@@ -13,27 +13,22 @@ import datetime as dt
 import email.utils
 import random
 from dataclasses import dataclass
-from enum import StrEnum
 
 from django.conf import settings
 
-
-class Outcome(StrEnum):
-    DELIVERED = "delivered"
-    RETRY = "retry"
-    FAILED = "failed"
+from aanspraak.choices import AttemptOutcome
 
 
-def classify(http_status: int | None) -> Outcome:
+def classify(http_status: int | None) -> AttemptOutcome:
     """The outcome of an answer with ``http_status``; ``None`` means no answer (timeout,
     connection error), which is transient."""
     if http_status is None:
-        return Outcome.RETRY
+        return AttemptOutcome.RETRY
     if 200 <= http_status < 300:
-        return Outcome.DELIVERED
+        return AttemptOutcome.DELIVERED
     if http_status >= 500 or http_status in (408, 429):
-        return Outcome.RETRY
-    return Outcome.FAILED
+        return AttemptOutcome.RETRY
+    return AttemptOutcome.FAILED
 
 
 def parse_retry_after(value: str | None, now: dt.datetime | None = None) -> float | None:

@@ -1,8 +1,9 @@
 """Load the party registry file (docs/registry.md): an idempotent upsert of parties, their
 OAuth2 clients and products, schools and consents, in one transaction.
 
-The file is validated completely before anything is written; every problem is reported with
-the path of the key it concerns (``parties[1].clients[0].scopes[2]``).
+The file is validated completely before anything is written (``registry_schema``: its
+declared shape and the checks across entries); every problem is reported with the path of
+the key it concerns (``parties[1] (Portal Zuid).clients[0].scopes[2]``).
 """
 
 from __future__ import annotations
@@ -17,19 +18,10 @@ import yaml
 from django.contrib.auth.hashers import check_password
 from django.db import transaction
 
-from aanspraak.choices import SCOPE_ROLE, OrganisationIdType, Role, Scope
 from aanspraak.models import Client, Consent, Party, Product, School, SchoolOrganisationId
+from aanspraak.selectors.schools import find_school
 
-PARTY_KEYS = {"name", "roles", "portalId", "endpoint", "products", "clients"}
-ENDPOINT_KEYS = {"baseUrl", "tokenUrl", "clientId", "clientSecret"}
-CLIENT_KEYS = {"clientId", "clientSecret", "scopes", "name"}
-SCHOOL_KEYS = {
-    "organisationMasterIdentifier",
-    "organisationIds",
-    "name",
-    "consents",
-    "administration",
-}
+from .registry_schema import check_registry
 
 
 class RegistryError(Exception):
@@ -76,192 +68,29 @@ def read_registry_file(path: str | Path) -> dict:
     return data
 
 
-def load_registry(data: dict) -> RegistryReport:
-    """Validate ``data`` fully, then upsert it in one transaction. Raises RegistryError."""
-    problems = validate_registry(data)
-    if problems:
-        raise RegistryError(problems)
-    report = RegistryReport()
-    with transaction.atomic():
-        parties = {entry["name"]: _upsert_party(entry, report) for entry in data.get("parties", [])}
-        for entry in data.get("parties", []):
-            party = parties[entry["name"]]
-            for product_id in entry.get("products", []):
-                _upsert_product(str(product_id), party, report)
-            for client in entry.get("clients", []):
-                _upsert_client(client, party, report)
-        known = {p.name: p for p in Party.objects.all()}
-        for entry in data.get("schools", []):
-            _upsert_school(entry, known, report)
-    return report
-
-
-# --- validation -----------------------------------------------------------------------------
-
-
-def _is_str(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() != ""
-
-
-def _unknown_keys(where: str, entry: dict, allowed: set[str]) -> list[str]:
-    return [f"{where}.{key}: unknown key" for key in entry if key not in allowed]
-
-
 def validate_registry(data: dict) -> list[str]:
     """Every problem of the file, each prefixed with the path of its key."""
-    problems = _unknown_keys("(top level)", data, {"parties", "schools"})
-    parties = data.get("parties") or []
-    schools = data.get("schools") or []
-    if not isinstance(parties, list):
-        return [*problems, "parties: must be a list"]
-    if not isinstance(schools, list):
-        return [*problems, "schools: must be a list"]
+    return check_registry(data).problems
 
-    existing = {p.name: p.roles for p in Party.objects.all()}
-    roles_by_name: dict[str, list[str]] = dict(existing)
-    seen_names: set[str] = set()
-    seen_clients: dict[str, str] = {}
-    seen_products: dict[str, str] = {}
-    seen_portal_ids: dict[str, str] = {}
-    for i, entry in enumerate(parties):
-        where = f"parties[{i}]"
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: must be a mapping")
-            continue
-        problems += _unknown_keys(where, entry, PARTY_KEYS)
-        name = entry.get("name")
-        if not _is_str(name):
-            problems.append(f"{where}.name: required, a non-empty string")
-            continue
-        where = f"parties[{i}] ({name})"
-        if name in seen_names:
-            problems.append(f"{where}.name: listed twice")
-        seen_names.add(name)
-        roles = entry.get("roles")
-        if not isinstance(roles, list) or not roles:
-            problems.append(f"{where}.roles: required, a list of {', '.join(Role.values)}")
-            roles = []
-        for j, role in enumerate(roles):
-            if role not in Role.values:
-                problems.append(f"{where}.roles[{j}]: unknown role {role!r}")
-        roles_by_name[name] = roles
-        portal_id = entry.get("portalId")
-        if Role.PORTAL in roles and not _is_str(portal_id):
-            problems.append(f"{where}.portalId: required for a portal")
-        if portal_id is not None and Role.PORTAL not in roles:
-            problems.append(f"{where}.portalId: only portals have a portalId")
-        if _is_str(portal_id):
-            if portal_id in seen_portal_ids:
-                problems.append(
-                    f"{where}.portalId: {portal_id!r} also used by {seen_portal_ids[portal_id]}"
-                )
-            seen_portal_ids[portal_id] = name
-            clash = Party.objects.filter(portal_id=portal_id).exclude(name=name).first()
-            if clash:
-                problems.append(f"{where}.portalId: {portal_id!r} already belongs to {clash.name}")
-        endpoint = entry.get("endpoint")
-        if endpoint is not None:
-            if not isinstance(endpoint, dict):
-                problems.append(f"{where}.endpoint: must be a mapping")
-            else:
-                problems += _unknown_keys(f"{where}.endpoint", endpoint, ENDPOINT_KEYS)
-                for key in ("baseUrl", "tokenUrl"):
-                    url = endpoint.get(key)
-                    if url is not None and not (
-                        isinstance(url, str) and url.startswith(("http://", "https://"))
-                    ):
-                        problems.append(f"{where}.endpoint.{key}: must be an http(s) URL")
-                if not _is_str(endpoint.get("baseUrl")):
-                    problems.append(f"{where}.endpoint.baseUrl: required in an endpoint")
-                if endpoint.get("tokenUrl") and not (
-                    _is_str(endpoint.get("clientId")) and _is_str(endpoint.get("clientSecret"))
-                ):
-                    problems.append(f"{where}.endpoint: tokenUrl needs clientId and clientSecret")
-        products = entry.get("products") or []
-        if products and Role.LICENSOR not in roles:
-            problems.append(f"{where}.products: only licensors handle products")
-        for j, product_id in enumerate(products if isinstance(products, list) else []):
-            if not _is_str(str(product_id)):
-                problems.append(f"{where}.products[{j}]: must be a productId")
-            elif str(product_id) in seen_products:
-                problems.append(
-                    f"{where}.products[{j}]: {product_id} is also listed under "
-                    f"{seen_products[str(product_id)]}"
-                )
-            seen_products[str(product_id)] = name
-        if not isinstance(products, list):
-            problems.append(f"{where}.products: must be a list")
-        clients = entry.get("clients") or []
-        if not isinstance(clients, list):
-            problems.append(f"{where}.clients: must be a list")
-            clients = []
-        for j, client in enumerate(clients):
-            cwhere = f"{where}.clients[{j}]"
-            if not isinstance(client, dict):
-                problems.append(f"{cwhere}: must be a mapping")
-                continue
-            problems += _unknown_keys(cwhere, client, CLIENT_KEYS)
-            client_id = client.get("clientId")
-            if not _is_str(client_id):
-                problems.append(f"{cwhere}.clientId: required")
-            elif client_id in seen_clients:
-                problems.append(
-                    f"{cwhere}.clientId: {client_id!r} is also used by {seen_clients[client_id]}"
-                )
-            else:
-                seen_clients[client_id] = name
-                owner = Client.objects.filter(client_id=client_id).exclude(party__name=name)
-                if owner.exists():
-                    problems.append(f"{cwhere}.clientId: {client_id!r} belongs to another party")
-            if not _is_str(client.get("clientSecret")):
-                problems.append(f"{cwhere}.clientSecret: required")
-            scopes = client.get("scopes")
-            if not isinstance(scopes, list) or not scopes:
-                problems.append(f"{cwhere}.scopes: required, a list of scopes")
-                scopes = []
-            for k, scope in enumerate(scopes):
-                if scope not in Scope.values:
-                    problems.append(f"{cwhere}.scopes[{k}]: unknown scope {scope!r}")
-                elif SCOPE_ROLE[scope] not in roles:
-                    problems.append(
-                        f"{cwhere}.scopes[{k}]: {scope} needs the party role {SCOPE_ROLE[scope]}"
-                    )
 
-    for i, entry in enumerate(schools):
-        where = f"schools[{i}]"
-        if not isinstance(entry, dict):
-            problems.append(f"{where}: must be a mapping")
-            continue
-        problems += _unknown_keys(where, entry, SCHOOL_KEYS)
-        master = entry.get("organisationMasterIdentifier")
-        ids = entry.get("organisationIds") or []
-        if master is None and not ids:
-            problems.append(f"{where}: organisationMasterIdentifier or organisationIds is required")
-        if master is not None and not _is_str(str(master)):
-            problems.append(f"{where}.organisationMasterIdentifier: must be a non-empty string")
-        if not isinstance(ids, list):
-            problems.append(f"{where}.organisationIds: must be a list")
-            ids = []
-        for j, oid in enumerate(ids):
-            owhere = f"{where}.organisationIds[{j}]"
-            if not isinstance(oid, dict) or not _is_str(str(oid.get("organisationId", ""))):
-                problems.append(f"{owhere}.organisationId: required")
-            elif oid.get("organisationIdType") not in OrganisationIdType.values:
-                problems.append(
-                    f"{owhere}.organisationIdType: one of {', '.join(OrganisationIdType.values)}"
-                )
-        for j, party_name in enumerate(entry.get("consents") or []):
-            if party_name not in roles_by_name:
-                problems.append(f"{where}.consents[{j}]: unknown party {party_name!r}")
-        admin = entry.get("administration")
-        if admin is not None:
-            if admin not in roles_by_name:
-                problems.append(f"{where}.administration: unknown party {admin!r}")
-            elif Role.SCHOOL_ADMIN not in roles_by_name[admin]:
-                problems.append(
-                    f"{where}.administration: {admin} does not have the role school-admin"
-                )
-    return problems
+def load_registry(data: dict) -> RegistryReport:
+    """Validate ``data`` fully, then upsert it in one transaction. Raises RegistryError."""
+    checked = check_registry(data)
+    if checked.problems:
+        raise RegistryError(checked.problems)
+    report = RegistryReport()
+    with transaction.atomic():
+        parties = {entry["name"]: _upsert_party(entry, report) for entry in checked.parties}
+        for entry in checked.parties:
+            party = parties[entry["name"]]
+            for product_id in entry.get("products") or []:
+                _upsert_product(product_id, party, report)
+            for client in entry.get("clients") or []:
+                _upsert_client(client, party, report)
+        known = {p.name: p for p in Party.objects.all()}
+        for entry in checked.schools:
+            _upsert_school(entry, known, report)
+    return report
 
 
 # --- upserts ------------------------------------------------------------------------------
@@ -289,10 +118,10 @@ def _upsert_party(entry: dict, report: RegistryReport) -> Party:
     values = {field: role in roles for role, field in Party.ROLE_FIELDS.items()}
     values.update(
         portal_id=entry.get("portalId") or None,
-        endpoint_base_url=endpoint.get("baseUrl", ""),
-        endpoint_token_url=endpoint.get("tokenUrl", ""),
-        endpoint_client_id=endpoint.get("clientId", ""),
-        endpoint_client_secret=endpoint.get("clientSecret", ""),
+        endpoint_base_url=endpoint.get("baseUrl") or "",
+        endpoint_token_url=endpoint.get("tokenUrl") or "",
+        endpoint_client_id=endpoint.get("clientId") or "",
+        endpoint_client_secret=endpoint.get("clientSecret") or "",
     )
     party = Party.objects.filter(name=entry["name"]).first()
     created = party is None
@@ -330,32 +159,16 @@ def _upsert_client(entry: dict, party: Party, report: RegistryReport) -> None:
     _apply(client, values, "client", report, created)
 
 
-def _find_school(entry: dict) -> School | None:
-    master = entry.get("organisationMasterIdentifier")
-    if master is not None:
-        school = School.objects.filter(organisation_master_identifier=str(master)).first()
-        if school:
-            return school
-    for oid in entry.get("organisationIds") or []:
-        match = SchoolOrganisationId.objects.filter(
-            organisation_id=str(oid["organisationId"]),
-            organisation_id_type=oid["organisationIdType"],
-        ).first()
-        if match:
-            return match.school
-    return None
-
-
 def _upsert_school(entry: dict, parties: dict[str, Party], report: RegistryReport) -> None:
-    school = _find_school(entry)
+    school = find_school(entry)
     created = school is None
     if created:
         school = School()
     master = entry.get("organisationMasterIdentifier")
     admin = entry.get("administration")
     values = {
-        "organisation_master_identifier": str(master) if master is not None else None,
-        "name": entry.get("name", ""),
+        "organisation_master_identifier": master,
+        "name": entry.get("name") or "",
         "administration_id": parties[admin].pk if admin else None,
     }
     _apply(school, values, "school", report, created)
@@ -363,7 +176,7 @@ def _upsert_school(entry: dict, parties: dict[str, Party], report: RegistryRepor
     for oid in entry.get("organisationIds") or []:
         _, made = SchoolOrganisationId.objects.get_or_create(
             school=school,
-            organisation_id=str(oid["organisationId"]),
+            organisation_id=oid["organisationId"],
             organisation_id_type=oid["organisationIdType"],
         )
         report.count("school organisation id", "created" if made else "unchanged")

@@ -45,7 +45,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from aanspraak.outbound import Endpoint, Outcome, send
+from aanspraak.api.errors import status_body
+from aanspraak.choices import FunctionalCode as Code
+from aanspraak.outbound import AttemptOutcome, Endpoint, send
 
 from .config import (
     ADMINISTRATION,
@@ -166,14 +168,14 @@ class PartySimulator:
         result = send(self._hub_endpoint(role), "PUT", path, body)
         with self.lock:
             self.sent.append(Sent(path, body, result.http_status, result.outcome.value))
-        if result.outcome is Outcome.DELIVERED:
+        if result.outcome is AttemptOutcome.DELIVERED:
             with self.lock:
                 if path.endswith("activation"):
                     self.counters.activations_sent += 1
                 else:
                     self.counters.confirmations_sent += 1
             return
-        if result.outcome is Outcome.RETRY and tries < MAX_SEND_TRIES:
+        if result.outcome is AttemptOutcome.RETRY and tries < MAX_SEND_TRIES:
             backoff = min(30.0, 0.2 * 2**tries) * self.rng.random() + (result.retry_after or 0)
             self._schedule(backoff, lambda: self._send_to_hub(role, path, body, tries + 1))
             return
@@ -191,7 +193,7 @@ class PartySimulator:
         reference = body.get("entitlementReferenceId")
         entitlement = body.get("entitlement")
         if not isinstance(reference, str) or not isinstance(entitlement, dict):
-            return 400, {"status": 11, "statusMessage": "entitlementReferenceId and entitlement"}
+            return 400, status_body(Code.SCHEMA_INCORRECT, "entitlementReferenceId and entitlement")
         with self.lock:
             duplicate = reference in self.seen_references
             self.seen_references.add(reference)
@@ -223,10 +225,8 @@ class PartySimulator:
                 if u.get("portal") == self.config.portal_id
             ]
             if not mine:
-                return 400, {
-                    "status": 11,
-                    "statusMessage": f"no urlStatuses entry for portal {self.config.portal_id}",
-                }
+                missing = f"no urlStatuses entry for portal {self.config.portal_id}"
+                return 400, status_body(Code.SCHEMA_INCORRECT, missing)
             proposed = mine[0].get("urlStatus")
             answer = "processed" if proposed == "initialized" else proposed
             self._schedule(self.config.delay, lambda: self._confirm_portal(base, answer))
@@ -288,9 +288,9 @@ class PartySimulator:
                         self.enrollment(key) if role == ADMINISTRATION else self.contract_usage(key)
                     )
                     if found is None:
-                        return 404, {"status": 99, "statusMessage": f"no {prefix[1:-1]} {key}"}
+                        return 404, status_body(Code.OTHER, f"no {prefix[1:-1]} {key}")
                     return 200, found
-        return 404, {"status": 99, "statusMessage": "not found"}
+        return 404, status_body(Code.OTHER, "not found")
 
     def _confirm_registry(self, base: dict, status: str) -> None:
         self._record_status(base.get("entitlementId"), status)
@@ -384,7 +384,7 @@ class PartySimulator:
                 if simulator.config.require_token:
                     token = self.headers.get("Authorization", "").removeprefix("Bearer ")
                     if token not in simulator.issued_tokens:
-                        self._reply(401, {"status": 99, "statusMessage": "token required"})
+                        self._reply(401, status_body(Code.OTHER, "token required"))
                         return
                 with simulator.lock:
                     simulator.gets.append(ReceivedMessage("", self.path, {}, dict(self.headers)))
@@ -396,18 +396,18 @@ class PartySimulator:
                 if self.path.rstrip("/").endswith("/oauth2/token"):
                     self._reply(200, simulator._issue_token())
                 else:
-                    self._reply(405, {"status": 99, "statusMessage": "method not allowed"})
+                    self._reply(405, status_body(Code.OTHER, "method not allowed"))
 
             def do_PUT(self):
                 body = self._body()
                 role, rest = simulator._route(self.path)
                 if role is None:
-                    self._reply(404, {"status": 99, "statusMessage": f"no role at {self.path}"})
+                    self._reply(404, status_body(Code.OTHER, f"no role at {self.path}"))
                     return
                 if simulator.config.require_token:
                     token = self.headers.get("Authorization", "").removeprefix("Bearer ")
                     if token not in simulator.issued_tokens:
-                        self._reply(401, {"status": 99, "statusMessage": "token required"})
+                        self._reply(401, status_body(Code.OTHER, "token required"))
                         return
                 with simulator.lock:
                     simulator.counters.received += 1
@@ -418,12 +418,12 @@ class PartySimulator:
                     if slow:
                         simulator.counters.slow_on_purpose += 1
                 if failing:
-                    self._reply(503, {"status": 99, "statusMessage": "simulated failure"})
+                    self._reply(503, status_body(Code.OTHER, "simulated failure"))
                     return
                 if slow:
                     time.sleep(simulator.config.slow_seconds)
                 if not isinstance(body, dict):
-                    self._reply(400, {"status": 11, "statusMessage": "body must be JSON object"})
+                    self._reply(400, status_body(Code.SCHEMA_INCORRECT, "body must be JSON object"))
                     return
                 with simulator.lock:
                     simulator.received.append(ReceivedMessage(role, rest, body, dict(self.headers)))
@@ -435,6 +435,6 @@ class PartySimulator:
                     status, answer = simulator._on_entitlement_request(role, body)
                     self._reply(status, answer)
                 else:
-                    self._reply(404, {"status": 99, "statusMessage": f"no such path {rest}"})
+                    self._reply(404, status_body(Code.OTHER, f"no such path {rest}"))
 
         return Handler

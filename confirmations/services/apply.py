@@ -32,6 +32,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from confirmations.models import Confirmation, ConfirmationState
+from entitlements.rules.transitions import Outcome
 from entitlements.services.status import (
     update_rows,
 )
@@ -131,7 +132,7 @@ def _apply_one_at_a_time(batch_size: int | None) -> BatchResult:
         except Exception:
             log.exception("confirmation %s cannot be applied; set aside as rejected", pk)
             Confirmation.objects.filter(pk=pk, state=ConfirmationState.PENDING).update(
-                state=ConfirmationState.REJECTED,
+                state=Outcome.REJECTED,
                 reason=QUARANTINE_REASON.format(pk=pk),
                 decided_at=timezone.now(),
             )
@@ -164,7 +165,7 @@ def apply_pending_batch(batch_size: int | None = None, only: int | None = None) 
         decided: list[tuple] = []
         for row in batch:
             if row.pk in reasons:
-                decided.append((row.pk, ConfirmationState.REJECTED, reasons[row.pk], None, None))
+                decided.append((row.pk, Outcome.REJECTED, reasons[row.pk], None, None))
             elif row.pk in result.outcomes:
                 decision = result.outcomes[row.pk]
                 decided.append(

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from django.db.models import Case, F, JSONField, When
 
-from confirmations.models import Confirmation, ConfirmationKind, ConfirmationState
+from confirmations.models import Confirmation, ConfirmationKind
 from confirmations.replay import Event, expiry_event, fold
 from entitlements.models import Entitlement, EntitlementUrlStatus, OutboundMessage
 from entitlements.rules.expiry import expiry_moment, hub_tz, is_due
-from entitlements.rules.transitions import Decision
+from entitlements.rules.transitions import Decision, Outcome
 from entitlements.services.status import (
     LockedEntitlement,
     LockedUrlStatus,
@@ -35,7 +35,7 @@ from .claim import ClaimedRow, activation_body
 
 log = logging.getLogger(__name__)
 
-ACCEPTED_STATES = [ConfirmationState.APPLIED, ConfirmationState.DUPLICATE, ConfirmationState.STALE]
+ACCEPTED_STATES = [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.STALE]
 
 
 @dataclass

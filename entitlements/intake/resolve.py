@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import json
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 
+from aanspraak.choices import FunctionalCode
 from aanspraak.models import Consent, Party, Product, School
+from aanspraak.selectors.schools import AmbiguousSchool, find_school
 
 from .parse import ParsedOrder
 from .results import IntakeError
 
 
 def resolve_school(ref: dict) -> School:
-    query = Q()
-    if "organisationMasterIdentifier" in ref:
-        query |= Q(organisation_master_identifier=ref["organisationMasterIdentifier"])
-    for oid in ref.get("organisationIds", []):
-        query |= Q(
-            organisation_ids__organisation_id=oid["organisationId"],
-            organisation_ids__organisation_id_type=oid["organisationIdType"],
-        )
-    schools = list(School.objects.filter(query).distinct().prefetch_related("organisation_ids")[:2])
-    if not schools:
+    """The order's buyer (``ref``: the parsed SchoolReference); IntakeError if it is unknown
+    (functional code 23) or its identifiers name different schools."""
+    try:
+        school = find_school(ref)
+    except AmbiguousSchool as exc:
+        raise IntakeError([f"deliveryOrder.buyer.school: {exc}"]) from exc
+    if school is None:
         raise IntakeError(
-            [f"deliveryOrder.buyer.school: unknown school {json.dumps(ref)}"], code=23
+            [f"deliveryOrder.buyer.school: unknown school {json.dumps(ref)}"],
+            code=FunctionalCode.ORGANISATION_UNKNOWN,
         )
-    if len(schools) > 1:
-        raise IntakeError(
-            ["deliveryOrder.buyer.school: the identifiers given name different schools"]
-        )
-    return schools[0]
+    return school
 
 
 def resolve_portals(parsed: ParsedOrder, school: School) -> list[Party]:
@@ -45,14 +41,17 @@ def resolve_portals(parsed: ParsedOrder, school: School) -> list[Party]:
     }
     for i, portal_id in enumerate(parsed.portal_ids):
         if portal_id not in found:
-            raise IntakeError([f"deliveryOrder.portals[{i}]: unknown portal {portal_id}"], code=23)
+            raise IntakeError(
+                [f"deliveryOrder.portals[{i}]: unknown portal {portal_id}"],
+                code=FunctionalCode.ORGANISATION_UNKNOWN,
+            )
         if not found[portal_id].consented:
             raise IntakeError(
                 [
                     f"deliveryOrder.portals[{i}]: the school has not consented that portal "
                     f"{portal_id} receives its entitlement data"
                 ],
-                code=22,
+                code=FunctionalCode.CONSENT_REQUIRED,
             )
     return [found[p] for p in parsed.portal_ids]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from aanspraak.choices import FunctionalCode
 from entitlements.models import (
     DeliveryOrder,
     DeliveryOrderIntake,
@@ -16,7 +17,7 @@ from .contract import MAX_PROBLEMS_SHOWN
 class IntakeError(Exception):
     """The message is refused; nothing was stored. ``code`` is the chain's functional code."""
 
-    def __init__(self, problems: list[str], code: int = 11):
+    def __init__(self, problems: list[str], code: FunctionalCode = FunctionalCode.SCHEMA_INCORRECT):
         self.problems = problems
         self.code = code
         shown = problems[:MAX_PROBLEMS_SHOWN]

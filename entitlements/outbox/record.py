@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from aanspraak.outbound import Outcome, RetryPolicy, SendResult
+from aanspraak.outbound import AttemptOutcome, RetryPolicy, SendResult
 from entitlements.models import (
     DeliveryAttempt,
     EntitlementUrlStatus,
@@ -91,21 +91,21 @@ def record_results(
                 continue
             attempt_count += 1
             when = None
-            if outcome is Outcome.RETRY:
+            if outcome is AttemptOutcome.RETRY:
                 when = policy.next_attempt_at(queued_at, attempt_count, now, result.retry_after)
                 if when is None:
-                    outcome = Outcome.FAILED
+                    outcome = AttemptOutcome.FAILED
                     error = (
                         f"gave up after {attempt_count} attempts (retry horizon "
                         f"{int(policy.horizon_seconds)}s passed); last: {error}"
                     )[:MAX_ERROR_LENGTH]
             attempts.append(_attempt(message, result, outcome, error))
-            if outcome is Outcome.DELIVERED:
+            if outcome is AttemptOutcome.DELIVERED:
                 owned.append((message.pk, MessageState.DELIVERED, attempt_count, None, "", now))
                 report.delivered += 1
                 if message.proposed_url_status == UrlStatus.INITIALIZED:
                     initialized.append(message)
-            elif outcome is Outcome.FAILED:
+            elif outcome is AttemptOutcome.FAILED:
                 owned.append((message.pk, MessageState.FAILED, attempt_count, None, error, None))
                 report.failed += 1
             else:
@@ -128,7 +128,7 @@ def record_results(
     return report
 
 
-def _attempt(message: Message, result: SendResult, outcome: Outcome, error: str) -> tuple:
+def _attempt(message: Message, result: SendResult, outcome: AttemptOutcome, error: str) -> tuple:
     return (
         message.pk,
         result.started_at,

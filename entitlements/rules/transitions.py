@@ -29,6 +29,9 @@ class Subject(StrEnum):
 
 
 class Outcome(StrEnum):
+    """What one confirmation (or hub event) came to; the decided values of a stored
+    confirmation's state (docs/confirmations.md, "Outcomes")."""
+
     APPLIED = "applied"
     DUPLICATE = "duplicate"
     STALE = "stale"

@@ -34,6 +34,7 @@ from aanspraak.outbound.usage import (
 )
 from entitlements.models import UsageDifference, UsageReconciliation
 from entitlements.selectors.usage import HubUsage, hub_statuses, hub_usage
+from entitlements.statuses import ReconciliationOutcome
 
 Kind = UsageDifference.Kind
 MAX_DIFFERENCES_STORED = 10_000
@@ -150,7 +151,7 @@ def reconcile_one(hub: HubUsage, licensor: Party) -> UsageReconciliation:
     try:
         usages = get_contract_usage(registry_endpoint(licensor), hub.contract_id)
     except ChainCallError as exc:
-        record.outcome = UsageReconciliation.Outcome.FAILED
+        record.outcome = ReconciliationOutcome.FAILED
         record.error = str(exc)
         record.http_status = exc.http_status
         record.finished_at = timezone.now()
@@ -164,9 +165,7 @@ def reconcile_one(hub: HubUsage, licensor: Party) -> UsageReconciliation:
     diffs = compare(hub, usages)
     record.difference_count = diffs.count
     record.outcome = (
-        UsageReconciliation.Outcome.DIFFERENT
-        if diffs.count
-        else UsageReconciliation.Outcome.MATCHED
+        ReconciliationOutcome.DIFFERENT if diffs.count else ReconciliationOutcome.MATCHED
     )
     record.finished_at = timezone.now()
     with transaction.atomic():

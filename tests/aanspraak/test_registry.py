@@ -121,6 +121,42 @@ def test_bad_file_names_the_key_and_writes_nothing(mutate, expected):
     assert not Client.objects.exists()
 
 
+def test_every_problem_at_once_with_its_full_path():
+    data = copy.deepcopy(REGISTRY)
+    data["parties"][2]["clients"][0]["scopes"].append("eduv.x")
+    data["parties"][4]["endpoint"]["baseUrl"] = "ftp://portal"
+    data["schools"][1]["organisationIds"][0]["organisationIdType"] = "ZIP"
+    with pytest.raises(RegistryError) as excinfo:
+        load_registry(data)
+    assert excinfo.value.problems == [
+        "parties[2] (Uitgeverij Noord).clients[0].scopes[2]: unknown scope 'eduv.x'",
+        "parties[4] (Portal Zuid).endpoint.baseUrl: must be an http(s) URL",
+        "schools[1].organisationIds[0].organisationIdType: one of OIE_CODE, BP_ID, DD_ID, AS_ID",
+    ]
+
+
+def test_yaml_numbers_are_read_as_identifiers():
+    data = copy.deepcopy(REGISTRY)
+    data["parties"][3]["products"] = [9789002000010]
+    data["schools"][1]["organisationMasterIdentifier"] = 220244
+    data["schools"][1]["organisationIds"][0]["organisationId"] = 2200
+    load_registry(data)
+    assert Product.objects.get(product_id="9789002000010").licensor.name == "Uitgeverij Berg"
+    school = School.objects.get(organisation_master_identifier="220244")
+    assert [o.organisation_id for o in school.organisation_ids.all()] == ["2200"]
+    assert not load_registry(data).changed
+
+
+def test_identifiers_of_two_schools_in_one_entry_are_refused():
+    load_registry(REGISTRY)
+    data = copy.deepcopy(REGISTRY)
+    data["schools"][0]["organisationIds"] = [
+        {"organisationId": "22BB", "organisationIdType": "BP_ID"}
+    ]
+    with pytest.raises(RegistryError, match=r"schools\[0\]: the identifiers given name different"):
+        load_registry(data)
+
+
 def test_nothing_half_loaded_when_a_write_fails(monkeypatch):
     from aanspraak.services import registry as registry_module
 

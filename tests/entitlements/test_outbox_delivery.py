@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from aanspraak.outbound.policy import Outcome, RetryPolicy, classify, parse_retry_after
+from aanspraak.outbound.policy import AttemptOutcome, RetryPolicy, classify, parse_retry_after
 from entitlements import outbox
 from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundMessage, StatusEvent
 from entitlements.services.resend import resend_messages
@@ -40,12 +40,12 @@ def point(party, server: LoopbackParty, *, token: bool = False) -> None:
 
 
 def test_classification():
-    assert classify(200) is Outcome.DELIVERED and classify(204) is Outcome.DELIVERED
-    assert classify(None) is Outcome.RETRY
-    assert classify(500) is Outcome.RETRY and classify(503) is Outcome.RETRY
-    assert classify(429) is Outcome.RETRY
-    assert classify(400) is Outcome.FAILED and classify(404) is Outcome.FAILED
-    assert classify(409) is Outcome.FAILED
+    assert classify(200) is AttemptOutcome.DELIVERED and classify(204) is AttemptOutcome.DELIVERED
+    assert classify(None) is AttemptOutcome.RETRY
+    assert classify(500) is AttemptOutcome.RETRY and classify(503) is AttemptOutcome.RETRY
+    assert classify(429) is AttemptOutcome.RETRY
+    assert classify(400) is AttemptOutcome.FAILED and classify(404) is AttemptOutcome.FAILED
+    assert classify(409) is AttemptOutcome.FAILED
 
 
 def test_backoff_is_exponential_with_full_jitter_and_honours_retry_after():

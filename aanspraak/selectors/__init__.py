@@ -1,0 +1,1 @@
+"""Reads of the shared registry data (parties, schools) that more than one app needs."""
