@@ -189,9 +189,9 @@ OAUTH2_PROVIDER = {
 }
 # private_key_jwt: the audience a client assertion must name (default: the token endpoint's
 # URL as the client called it); a jwksUri's fetch timeout and how long its keys are kept.
-HUB_TOKEN_AUDIENCE = os.environ.get("HUB_TOKEN_AUDIENCE") or None
-HUB_JWKS_TIMEOUT = float(os.environ.get("HUB_JWKS_TIMEOUT", "5"))
-HUB_JWKS_CACHE_SECONDS = int(os.environ.get("HUB_JWKS_CACHE_SECONDS", "3600"))
+HUB_TOKEN_AUDIENCE = env.str("HUB_TOKEN_AUDIENCE", default="") or None
+HUB_JWKS_TIMEOUT = env.float("HUB_JWKS_TIMEOUT", default=5.0)
+HUB_JWKS_CACHE_SECONDS = env.int("HUB_JWKS_CACHE_SECONDS", default=3600)
 
 # Failed client authentications one client id may have from one address in a calendar minute
 # before the token endpoint answers 429 until the minute is over; 0 turns it off.
