@@ -6,8 +6,6 @@ at that Redis; the periodic sweep (Celery beat inside the worker) re-wakes the w
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import pytest
 
@@ -15,35 +13,9 @@ from confirmations.models import Confirmation
 from entitlements.models import StatusEvent
 from tests.support.confirm_helpers import licensor_body, portal_body, request_to
 from tests.support.factories import make_order
-from tests.support.processes import HubServer, LoggedProcess, free_port, wait_for
+from tests.support.processes import HubServer, sweeping_worker, wait_for
 
 pytestmark = pytest.mark.e2e
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of this test only (no persistence), startable and stoppable."""
-    port = free_port()
-    server = LoggedProcess(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"], None, tmp_path
-    )
-    server.ready = lambda: port_open(port)
-
-    def stop():
-        server.stop()
-        wait_for(lambda: not port_open(port), timeout=10, what="redis down")
-
-    server.url = f"redis://127.0.0.1:{port}/0"
-    server.up, server.down = server.start, stop
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -52,18 +24,6 @@ def web(worker_env, own_redis, tmp_path):
     server = HubServer({**worker_env, "CELERY_BROKER_URL": own_redis.url}, tmp_path).start()
     yield server.url
     server.stop()
-
-
-def sweeping_worker(celery_worker_process, own_redis, tmp_path, **env):
-    return celery_worker_process(
-        extra_args=["-B", "-s", str(tmp_path / "beat-schedule")],
-        env={
-            "CELERY_BROKER_URL": own_redis.url,
-            "HUB_CONFIRMATION_SWEEP_INTERVAL": "1",
-            "HUB_CONFIRMATION_SWEEP_AGE": "0",
-            **env,
-        },
-    )
 
 
 def confirmations_for(registry, n_entitlements: int):

@@ -38,10 +38,9 @@ import pytest
 from confirmations.models import Confirmation
 from entitlements.models import EntitlementUrlStatus, OutboundMessage, StatusEvent
 from entitlements.statuses import MessageKind
-from tests.e2e.test_faults import own_redis, sweeping_worker  # noqa: F401  (fixtures)
 from tests.support.confirm_helpers import iso
 from tests.support.factories import make_order
-from tests.support.processes import HubServer, wait_for
+from tests.support.processes import HubServer, sweeping_worker, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 
@@ -128,7 +127,7 @@ def test_ten_thousand_confirmations_through_a_redis_restart_and_a_killed_worker(
     own_redis,
     worker_env,
     celery_worker_process,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     order = make_order(registry, ENTITLEMENTS)
     sends, oracle = _workload(registry, order)
@@ -136,7 +135,8 @@ def test_ten_thousand_confirmations_through_a_redis_restart_and_a_killed_worker(
     tokens = {client_id: make_token(client_id) for client_id in ("noord-lr", "zuid-portal")}
 
     web = HubServer({**worker_env, "CELERY_BROKER_URL": own_redis.url}, tmp_path).start()
-    sweeping_worker(celery_worker_process, own_redis, tmp_path)
+    # Until it is killed, the victim is the only worker: so it is inside a batch when killed
+    # (each batch waits 0.3 s in its transaction).
     victim = celery_worker_process(
         env={"CELERY_BROKER_URL": own_redis.url, "HUB_APPLY_BATCH_DELAY": "0.3"}
     )
@@ -153,7 +153,7 @@ def test_ten_thousand_confirmations_through_a_redis_restart_and_a_killed_worker(
 
         total = len(sends)
         wait_for(lambda: progress["sent"] >= total * 0.3, timeout=300, what="30 % sent")
-        own_redis.down()  # the broker (and the cache) gone for a moment
+        own_redis.down()  # the broker (and the cache) gone for a moment, under load
         time.sleep(1.5)
         own_redis.up()
 
@@ -162,11 +162,18 @@ def test_ten_thousand_confirmations_through_a_redis_restart_and_a_killed_worker(
         wait_for(
             lambda: victim.output().count("claimed ") > claimed,
             timeout=120,
-            interval=0.05,
+            interval=0.02,
             what="the victim inside a batch",
+            state=lambda: "\n".join(
+                line
+                for line in victim.output().splitlines()
+                if "ERROR" in line or "WARNING" in line or "CRITICAL" in line or "lost" in line
+            )[-4000:],
         )
         victim.kill()  # SIGKILL mid-batch: its transaction never commits
+        # Its replacement, and a second worker that also sweeps (wake-ups lost with Redis).
         celery_worker_process(env={"CELERY_BROKER_URL": own_redis.url})
+        sweeping_worker(celery_worker_process, own_redis, tmp_path)
 
         for sender in senders:
             sender.join(timeout=600)

@@ -95,3 +95,17 @@ class SimulatedParty(LoggedProcess):
 
     def ready(self) -> bool:
         return self.counters() is not None
+
+
+def sweeping_worker(celery_worker_process, own_redis, tmp_path, **env):
+    """A Celery worker on ``own_redis`` with beat inside, sweeping pending confirmations
+    every second (it re-wakes the workers after a lost wake-up)."""
+    return celery_worker_process(
+        extra_args=["-B", "-s", str(tmp_path / "beat-schedule")],
+        env={
+            "CELERY_BROKER_URL": own_redis.url,
+            "HUB_CONFIRMATION_SWEEP_INTERVAL": "1",
+            "HUB_CONFIRMATION_SWEEP_AGE": "0",
+            **env,
+        },
+    )
