@@ -18,7 +18,8 @@ queue), asks the school's administration system for each enrollment, and then:
   the entitlement stays ``created`` with nothing sent. Support can "check enrollment" again
   from the admin once the cause is fixed;
 - the order is cancelled (before or during the lookup): nothing was ever sent about the
-  entitlement, so the hub cancels it itself (cancel_unresolved), under the order's row lock.
+  entitlement, so the hub cancels it itself (``services.cancel.cancel_unresolved``), under
+  the order's row lock.
 """
 
 from __future__ import annotations
@@ -46,15 +47,14 @@ from aanspraak.outbound.fetch import ChainCallError
 from entitlements import outbox, worker_settings
 from entitlements.models import (
     DeliveryOrder,
-    DeliveryOrderIntake,
     EnrollmentLookup,
     Entitlement,
     EntitlementUrlStatus,
     OutboundMessage,
-    StatusEvent,
 )
 from entitlements.outbox.messages import MESSAGE_FIELDS, creation_rows
-from entitlements.statuses import DeliveryOrderStatus, EntitlementStatus, EventCause, UrlStatus
+from entitlements.services.cancel import cancel_unresolved
+from entitlements.statuses import DeliveryOrderStatus, EntitlementStatus, UrlStatus
 
 log = logging.getLogger(__name__)
 
@@ -383,91 +383,6 @@ def _release(lookups: list[EnrollmentLookup], now: dt.datetime) -> None:
     )
     insert_rows(OutboundMessage, MESSAGE_FIELDS, rows)
     outbox.wake_after_commit(recipients)
-
-
-def cancel_unresolved(order_pks: list[int], now: dt.datetime | None = None) -> int:
-    """Cancel, by the hub itself, the entitlements of the cancelled delivery orders
-    ``order_pks`` whose student was never resolved (lookup pending or failed): nothing about
-    them was ever sent, so there is no party to propose it to. Call it inside the
-    transaction that holds the orders' row locks (the cancel's, or the resolver's).
-
-    Their lookups fail with kind ``cancelled`` (a pending one is not asked again); each
-    entitlement becomes ``cancelled`` with its order's endDate, its URL statuses
-    ``cancelled``, with StatusEvents of cause ``intake`` pointing at the order's first
-    cancellation. Returns the number of entitlements cancelled."""
-    now = now or timezone.now()
-    rows = list(
-        Entitlement.objects.select_for_update(of=("self",))
-        .filter(
-            delivery_order_id__in=order_pks,
-            delivery_order__status=DeliveryOrderStatus.CANCELLED,
-            status=EntitlementStatus.CREATED,
-            enrollment_lookup__state__in=[State.PENDING, State.FAILED],
-        )
-        .order_by("id")
-        .values_list("id", "delivery_order_id", "delivery_order__end_date")
-    )
-    if not rows:
-        return 0
-    pks = [pk for pk, _, _ in rows]
-    EnrollmentLookup.objects.filter(entitlement_id__in=pks).exclude(state=State.RESOLVED).update(
-        state=State.FAILED,
-        next_attempt_at=None,
-        error_kind="cancelled",
-        last_error="the delivery order was cancelled before the enrollment resolved; "
-        "the hub cancelled the entitlement (nothing had been sent about it)",
-    )
-    by_end_date: dict[dt.date, list[int]] = {}
-    for pk, _, end_date in rows:
-        by_end_date.setdefault(end_date, []).append(pk)
-    for end_date, some in by_end_date.items():
-        Entitlement.objects.filter(id__in=some).update(
-            status=EntitlementStatus.CANCELLED,
-            end_date=end_date,
-            status_changed_at=now,
-            date_last_modified=now,
-        )
-    url_rows = list(
-        EntitlementUrlStatus.objects.select_for_update()
-        .filter(entitlement_id__in=pks)
-        .exclude(status__in=[UrlStatus.CANCELLED, UrlStatus.BLOCKED, UrlStatus.EXPIRED])
-        .order_by("entitlement_id", "portal_id")
-        .values_list("id", "entitlement_id", "portal_id", "status")
-    )
-    if url_rows:
-        EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in url_rows]).update(
-            status=UrlStatus.CANCELLED, status_changed_at=now, date_last_modified=now
-        )
-    cause_of: dict[int, tuple[int, str]] = {}
-    for order_pk, intake_pk, reference_id in (
-        DeliveryOrderIntake.objects.filter(
-            delivery_order_id__in={order_pk for _, order_pk, _ in rows},
-            action=DeliveryOrderIntake.Action.CANCEL,
-        )
-        .order_by("-id")
-        .values_list("delivery_order_id", "id", "reference_id")
-    ):
-        cause_of[order_pk] = (intake_pk, reference_id)  # ends on the first (lowest id)
-    order_of = {pk: order_pk for pk, order_pk, _ in rows}
-
-    def event(entitlement_pk: int, portal_pk: int | None, from_status: str, to_status: str):
-        cause_pk, cause_ref = cause_of.get(order_of[entitlement_pk], (None, ""))
-        return StatusEvent(
-            entitlement_id=entitlement_pk,
-            portal_id=portal_pk,
-            from_status=from_status,
-            to_status=to_status,
-            cause=EventCause.INTAKE,
-            cause_pk=cause_pk,
-            cause_ref=cause_ref,
-            effective_at=now,
-        )
-
-    events = [event(pk, None, EntitlementStatus.CREATED, EntitlementStatus.CANCELLED) for pk in pks]
-    events += [event(e, p, status, UrlStatus.CANCELLED) for _, e, p, status in url_rows]
-    StatusEvent.objects.bulk_create(events)
-    log.info("cancelled %d unresolved entitlements of orders %s", len(pks), order_pks)
-    return len(pks)
 
 
 def resolve_due(time_budget: float | None = None) -> ResolveReport:
