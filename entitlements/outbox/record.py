@@ -13,6 +13,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from aanspraak.outbound import Outcome, RetryPolicy, SendResult
+from aanspraak.workers import lock_held
 from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundMessage
 from entitlements.rules.transitions import Cause, Subject, sources
 from entitlements.status import UrlChange, write_changes
@@ -55,10 +56,11 @@ def record_results(
     """Store the attempts (one insert), the messages' new state (one update) and, for
     delivered portal requests, the URL statuses uninitialized → initialized.
 
-    The messages are locked again first and only those this worker still holds (pending,
-    ``next_attempt_at`` equal to its ``lease``) are written, from the locked rows' values: a
-    worker that outlived its lease must not turn another's DELIVERED back into PENDING. Its
-    attempts are stored all the same and counted in ``attempt_count`` (they did happen)."""
+    The messages are locked again first (``aanspraak.workers.lock_held``) and only those
+    this worker still holds (pending, ``next_attempt_at`` equal to its ``lease``) are
+    written, from the locked rows' values: a worker that outlived its lease must not turn
+    another's DELIVERED back into PENDING. Its attempts are stored all the same and counted
+    in ``attempt_count`` (they did happen)."""
     now = timezone.now()
     report = BatchReport()
     attempts: list[tuple] = []
@@ -66,26 +68,25 @@ def record_results(
     overrun: list[int] = []
     initialized: list[Message] = []
     with transaction.atomic():
-        current = {
-            pk: (state, next_attempt_at, attempt_count, queued_at)
-            for pk, state, next_attempt_at, attempt_count, queued_at in (
-                OutboundMessage.objects.select_for_update()
-                .filter(id__in=[m.pk for m in messages])
-                .order_by("id")
-                .values_list("id", "state", "next_attempt_at", "attempt_count", "queued_at")
-            )
-        }
+        held = lock_held(
+            OutboundMessage,
+            [m.pk for m in messages],
+            lease,
+            ("attempt_count", "queued_at"),
+            pending=MessageState.PENDING,
+        )
+        lost = set(held.lost)
         for message, body, result in zip(messages, bodies, results, strict=True):
-            if message.pk not in current:
-                continue  # deleted meanwhile (its order was removed): nothing to record
-            state, next_attempt_at, attempt_count, queued_at = current[message.pk]
             outcome = result.outcome
             error = result.error[:MAX_ERROR_LENGTH]
-            if state != MessageState.PENDING or next_attempt_at != lease:
+            if message.pk in lost:
                 attempts.append(_attempt(message, result, outcome, error))
                 overrun.append(message.pk)
                 report.overrun += 1
                 continue
+            if message.pk not in held.rows:
+                continue  # deleted meanwhile (its order was removed): nothing to record
+            attempt_count, queued_at = held.rows[message.pk]
             attempt_count += 1
             when = None
             if outcome is Outcome.RETRY:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -44,7 +44,8 @@ from aanspraak.outbound.enrollments import (
     school_params,
 )
 from aanspraak.outbound.fetch import ChainCallError
-from entitlements import outbox, worker_settings
+from aanspraak.workers import Claim, claim_leased, lock_held, run_batches, tuning
+from entitlements import outbox
 from entitlements.models import (
     DeliveryOrder,
     EnrollmentLookup,
@@ -72,11 +73,11 @@ LOOKUP_FIELDS = (
 
 
 def batch_size() -> int:
-    return worker_settings.setting("HUB_ENROLLMENT_BATCH_SIZE", 50)
+    return tuning.setting("HUB_ENROLLMENT_BATCH_SIZE", 50)
 
 
 def lease_seconds() -> float:
-    return worker_settings.lease_seconds(batch_size())
+    return tuning.lease_seconds(batch_size())
 
 
 # --- Queueing ---------------------------------------------------------------------------------
@@ -152,23 +153,18 @@ def check_enrollments(entitlements: QuerySet[Entitlement]) -> CheckReport:
 # --- Resolving --------------------------------------------------------------------------------
 
 
-def claim_due(limit: int | None = None) -> list[int]:
-    """Claim up to ``limit`` due lookups for this worker (locked rows of other workers are
-    skipped; the lease moves ``next_attempt_at`` ahead so a crashed worker's claim comes
-    back)."""
+def claim_due(limit: int | None = None) -> Claim:
+    """Claim up to ``limit`` due lookups for this worker (``aanspraak.workers``: locked rows
+    of other workers are skipped; the lease moves ``next_attempt_at`` ahead so a crashed
+    worker's claim comes back)."""
     now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            EnrollmentLookup.objects.select_for_update(skip_locked=True)
-            .filter(state=State.PENDING, next_attempt_at__lte=now)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[: limit or batch_size()]
-        )
-        if ids:
-            EnrollmentLookup.objects.filter(id__in=ids).update(
-                next_attempt_at=now + dt.timedelta(seconds=lease_seconds())
-            )
-    return ids
+    due = EnrollmentLookup.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+    return claim_leased(
+        [due.order_by("next_attempt_at", "id")],
+        limit or batch_size(),
+        now + dt.timedelta(seconds=lease_seconds()),
+        "next_attempt_at",
+    )
 
 
 def has_due() -> bool:
@@ -220,19 +216,20 @@ def _lookup_one(lookup: EnrollmentLookup, params_of: dict) -> Enrollment | Chain
     return enrollment
 
 
-def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveReport:
-    """Look up the claimed lookups ``ids`` concurrently and record the results; releases
+def resolve_batch(claim: Claim, policy: RetryPolicy | None = None) -> ResolveReport:
+    """Look up the ``claim``ed lookups` concurrently and record the results; releases
     the Entitlement requests of every entitlement whose enrollment resolved.
 
     The results are written under locks: first the lookups' delivery orders (the lock a
     cancel takes, so a cancel is either wholly before or wholly after), then the lookups.
     A lookup is written only if it is still pending with the lease this worker claimed it
-    with: a worker that outlived its lease never releases an entitlement another worker
-    handles. A lookup whose order is cancelled by now is not released: it fails with kind
-    ``cancelled`` and the hub cancels its entitlement itself (see cancel_unresolved)."""
+    with (``aanspraak.workers.lock_held``): a worker that outlived its lease never releases
+    an entitlement another worker handles. A lookup whose order is cancelled by now is not
+    released: it fails with kind ``cancelled`` and the hub cancels its entitlement itself
+    (see cancel_unresolved)."""
     policy = policy or RetryPolicy.from_settings()
     lookups = list(
-        EnrollmentLookup.objects.filter(id__in=ids, state=State.PENDING)
+        EnrollmentLookup.objects.filter(id__in=claim.ids, state=State.PENDING)
         .select_related(
             "entitlement__delivery_order__school__administration",
             "entitlement__delivery_order__product",
@@ -242,10 +239,9 @@ def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveR
     report = ResolveReport()
     if not lookups:
         return report
-    leases = {lk.pk: lk.next_attempt_at for lk in lookups}
     schools = {lk.entitlement.delivery_order.school for lk in lookups}
     params_of = {school.pk: school_params(school) for school in schools}
-    workers = min(worker_settings.concurrency(), len(lookups))
+    workers = min(tuning.concurrency(), len(lookups))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enrollment") as pool:
         results = list(pool.map(lambda lk: _lookup_one(lk, params_of), lookups))
     with transaction.atomic():
@@ -256,18 +252,12 @@ def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveR
             .order_by("pk")
             .values_list("pk", "status")
         )
-        current = {
-            pk: (state, at)
-            for pk, state, at in EnrollmentLookup.objects.select_for_update()
-            .filter(id__in=[lk.pk for lk in lookups])
-            .order_by("id")
-            .values_list("id", "state", "next_attempt_at")
-        }
+        held = lock_held(EnrollmentLookup, [lk.pk for lk in lookups], claim.lease)
         mine: list[EnrollmentLookup] = []
         released: list[EnrollmentLookup] = []
         cancelled_orders: set[int] = set()
         for lookup, result in zip(lookups, results, strict=True):
-            if current.get(lookup.pk) != (State.PENDING, leases[lookup.pk]):
+            if lookup.pk not in held.rows:
                 report.stale += 1  # resolved, re-claimed or cancelled meanwhile: not ours
                 continue
             order_pk = lookup.entitlement.delivery_order_id
@@ -387,17 +377,14 @@ def _release(lookups: list[EnrollmentLookup], now: dt.datetime) -> None:
 
 def resolve_due(time_budget: float | None = None) -> ResolveReport:
     """Resolve due lookups batch by batch until none are due or the time budget is spent
-    (``more`` then says to run again)."""
-    budget = time_budget if time_budget is not None else worker_settings.drain_seconds()
-    deadline = time.monotonic() + budget
+    (``more`` then says to run again): ``aanspraak.workers.run_batches``."""
+    budget = time_budget if time_budget is not None else tuning.drain_seconds()
     policy = RetryPolicy.from_settings()
     report = ResolveReport()
-    while True:
-        ids = claim_due()
-        if not ids:
-            return report
-        report.add(resolve_batch(ids, policy))
-        report.batches += 1
-        if time.monotonic() >= deadline:
-            report.more = True
-            return report
+
+    def begin(claim: Claim) -> Callable[[], None]:
+        return lambda: report.add(resolve_batch(claim, policy))
+
+    run = run_batches(claim_due, begin, budget)
+    report.batches, report.more = run.batches, run.more
+    return report
