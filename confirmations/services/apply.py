@@ -12,8 +12,9 @@ Per batch, in one transaction:
    skipped and their confirmations left pending for the next batch, so two workers never
    queue behind each other (unless every entitlement of the batch is held: then it waits);
 4. fold every affected entitlement from its base state (``confirmations.replay``);
-5. write entitlements, URL statuses, status events and the confirmations' outcomes (four
-   statements, ``entitlements.services.status``).
+5. write entitlements, URL statuses, status events (the one writer of status changes,
+   ``entitlements.status``) and the confirmations' outcomes (four statements,
+   ``aanspraak.db.recordset``).
 
 Rows are read as plain values (``values_list``), never as model instances: per-row ORM
 objects and ``bulk_update``'s CASE expressions were most of the time (docs/performance.md,
@@ -31,11 +32,9 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
+from aanspraak.db.recordset import update_rows
 from confirmations.models import Confirmation, ConfirmationState
 from entitlements.rules.transitions import Outcome
-from entitlements.services.status import (
-    update_rows,
-)
 
 from .checks import check_batch
 from .claim import claim

@@ -16,7 +16,7 @@ from confirmations.replay import Event, expiry_event, fold
 from entitlements.models import Entitlement, EntitlementUrlStatus, OutboundMessage
 from entitlements.rules.expiry import expiry_moment, hub_tz, is_due
 from entitlements.rules.transitions import Decision, Outcome
-from entitlements.services.status import (
+from entitlements.status import (
     LockedEntitlement,
     LockedUrlStatus,
     TargetState,

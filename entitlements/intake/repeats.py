@@ -16,8 +16,7 @@ from entitlements.models import (
     DeliveryOrderIntake,
     OutboundMessage,
 )
-from entitlements.services import enrollment
-from entitlements.services.cancel import propose_end
+from entitlements.services.cancel import cancel_unresolved, propose_end
 from entitlements.statuses import (
     DeliveryOrderStatus,
     EntitlementStatus,
@@ -131,7 +130,7 @@ def cancel_order(seller: Party, parsed: ParsedOrder, body: dict) -> IntakeResult
         order.save(update_fields=["status", "end_date", "updated_at"])
         # Students whose enrollment never resolved were sent to no one: the hub cancels
         # them itself (under this order lock, so the resolver cannot release them after).
-        unresolved = enrollment.cancel_unresolved([order.pk], now)
+        unresolved = cancel_unresolved([order.pk], now)
         licensed = proposal.licensed
         cancelled = proposal.proposed + unresolved
         new_status = "cancelled" if cancelled or not licensed else "licensed"

@@ -17,7 +17,10 @@ Delivery is at least once: a recipient may see the same ``entitlementReferenceId
 (after a lease expired) and must treat it as the same request.
 
 ``messages`` builds the rows of new Entitlement requests; ``claim`` → ``render`` →
-``send`` → ``record`` is one batch; ``drain`` loops over batches; ``wake`` starts drains.
+``send`` → ``record`` is one batch; ``drain`` loops over batches; ``wake`` starts drains. The
+claim, the lease check and the loop are the hub's one worker machinery
+(``aanspraak.workers``); a delivery's URL status change goes through the one writer of status
+changes (``entitlements.status``).
 """
 
 from .claim import Claim, claim_due

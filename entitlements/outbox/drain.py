@@ -1,10 +1,10 @@
-"""A drain: one recipient's due messages, batch after batch, within a time budget, at most
-one drain per recipient at a time."""
+"""A drain: one recipient's due messages, batch after batch, within a time budget
+(``aanspraak.workers.run_batches``), at most one drain per recipient at a time."""
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -12,15 +12,14 @@ from django.utils import timezone
 
 from aanspraak.locks import recipient_lock
 from aanspraak.outbound import RetryPolicy
-from entitlements.models import (
-    OutboundMessage,
-)
-from entitlements.worker_settings import concurrency, drain_seconds
+from aanspraak.workers import run_batches
+from aanspraak.workers.tuning import concurrency, drain_seconds
+from entitlements.models import OutboundMessage
 
 from .claim import Claim, claim_due, due_filter
 from .record import BatchReport
 from .render import prepare
-from .send import InFlight, finish, start
+from .send import finish, start
 
 log = logging.getLogger(__name__)
 
@@ -57,23 +56,16 @@ def drain(recipient_id: int, time_budget: float | None = None) -> DrainReport:
 
 
 def _drain_locked(recipient_id: int, budget: float, report: DrainReport) -> None:
-    deadline = time.monotonic() + budget
     policy = RetryPolicy.from_settings()
     # One pool for the whole drain, and the next batch is claimed and queued on it before
-    # the one in flight is recorded: the requests never wait for the database, and the
-    # database work of one batch overlaps the sending of the next. At most two batches are
-    # claimed at once, which the lease allows for (worker_settings.lease_seconds).
+    # the one in flight is recorded (``run_batches(overlap=True)``): the requests never wait
+    # for the database, and the database work of one batch overlaps the sending of the next.
     with ThreadPoolExecutor(max_workers=concurrency(), thread_name_prefix="outbound") as pool:
-        in_flight: InFlight | None = None
-        out_of_time = False
-        while True:
-            claim = Claim([]) if out_of_time else claim_due(recipient_id)
-            queued = start(prepare(claim), pool) if claim.ids else None
-            if in_flight is not None:
-                report.add(finish(in_flight, policy))
-                report.batches += 1
-            if queued is None:
-                report.more = out_of_time
-                return
-            in_flight = queued
-            out_of_time = time.monotonic() >= deadline
+
+        def begin(claim: Claim) -> Callable[[], None]:
+            queued = start(prepare(claim), pool)
+            return lambda: report.add(finish(queued, policy))
+
+        run = run_batches(lambda: claim_due(recipient_id), begin, budget, overlap=True)
+    report.batches += run.batches
+    report.more = run.more

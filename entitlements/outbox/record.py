@@ -13,12 +13,10 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from aanspraak.outbound import AttemptOutcome, RetryPolicy, SendResult
-from entitlements.models import (
-    DeliveryAttempt,
-    EntitlementUrlStatus,
-    OutboundMessage,
-    StatusEvent,
-)
+from aanspraak.workers import lock_held
+from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundMessage
+from entitlements.rules.transitions import Cause, Subject, sources
+from entitlements.status import UrlChange, write_changes
 from entitlements.statuses import EventCause, MessageState, UrlStatus
 
 from .render import Message
@@ -58,10 +56,11 @@ def record_results(
     """Store the attempts (one insert), the messages' new state (one update) and, for
     delivered portal requests, the URL statuses uninitialized → initialized.
 
-    The messages are locked again first and only those this worker still holds (pending,
-    ``next_attempt_at`` equal to its ``lease``) are written, from the locked rows' values: a
-    worker that outlived its lease must not turn another's DELIVERED back into PENDING. Its
-    attempts are stored all the same and counted in ``attempt_count`` (they did happen)."""
+    The messages are locked again first (``aanspraak.workers.lock_held``) and only those
+    this worker still holds (pending, ``next_attempt_at`` equal to its ``lease``) are
+    written, from the locked rows' values: a worker that outlived its lease must not turn
+    another's DELIVERED back into PENDING. Its attempts are stored all the same and counted
+    in ``attempt_count`` (they did happen)."""
     now = timezone.now()
     report = BatchReport()
     attempts: list[tuple] = []
@@ -69,26 +68,25 @@ def record_results(
     overrun: list[int] = []
     initialized: list[Message] = []
     with transaction.atomic():
-        current = {
-            pk: (state, next_attempt_at, attempt_count, queued_at)
-            for pk, state, next_attempt_at, attempt_count, queued_at in (
-                OutboundMessage.objects.select_for_update()
-                .filter(id__in=[m.pk for m in messages])
-                .order_by("id")
-                .values_list("id", "state", "next_attempt_at", "attempt_count", "queued_at")
-            )
-        }
+        held = lock_held(
+            OutboundMessage,
+            [m.pk for m in messages],
+            lease,
+            ("attempt_count", "queued_at"),
+            pending=MessageState.PENDING,
+        )
+        lost = set(held.lost)
         for message, body, result in zip(messages, bodies, results, strict=True):
-            if message.pk not in current:
-                continue  # deleted meanwhile (its order was removed): nothing to record
-            state, next_attempt_at, attempt_count, queued_at = current[message.pk]
             outcome = result.outcome
             error = result.error[:MAX_ERROR_LENGTH]
-            if state != MessageState.PENDING or next_attempt_at != lease:
+            if message.pk in lost:
                 attempts.append(_attempt(message, result, outcome, error))
                 overrun.append(message.pk)
                 report.overrun += 1
                 continue
+            if message.pk not in held.rows:
+                continue  # deleted meanwhile (its order was removed): nothing to record
+            attempt_count, queued_at = held.rows[message.pk]
             attempt_count += 1
             when = None
             if outcome is AttemptOutcome.RETRY:
@@ -217,87 +215,34 @@ def _update_messages(rows: list[tuple]) -> None:
 
 
 def mark_initialized(messages: list[Message], now: dt.datetime) -> int:
-    """URL status uninitialized → initialized for the delivered portal requests (only where
-    it is still uninitialized: a confirmation may have moved it on), with StatusEvents.
+    """URL status uninitialized → initialized for the delivered portal requests, through the
+    one writer of status changes (``entitlements.status``), with StatusEvents (cause
+    ``delivery``). Only rows the table lets move to ``initialized`` are taken (uninitialized:
+    a confirmation may have moved it on meanwhile).
 
     The rows are locked in one statement in id order, the order the confirmation replay
-    locks them in, so the two never deadlock."""
+    locks them in, so the two never deadlock. A drain's batch has one recipient: one portal
+    and one array of entitlement keys."""
     by_pair: dict[tuple[int, int], Message] = {
         (m.entitlement_id, m.recipient_id): m for m in messages
     }
     if not by_pair:
         return 0
-    if connection.vendor == "postgresql":
-        return _mark_initialized_pg(by_pair, now)
     pairs = Q()
-    for portal_pk in {portal for _, portal in by_pair}:
-        entitlement_pks = [e for e, p in by_pair if p == portal_pk]
-        pairs |= Q(portal_id=portal_pk, entitlement_id__in=entitlement_pks)
-    rows = list(
+    for portal_pk in sorted({portal for _, portal in by_pair}):
+        entitlement_pks = sorted(e for e, p in by_pair if p == portal_pk)
+        pairs |= Q(portal_id=portal_pk, entitlement_id__any=entitlement_pks)
+    rows = (
         EntitlementUrlStatus.objects.select_for_update()
-        .filter(pairs, status=UrlStatus.UNINITIALIZED)
+        .filter(pairs, status__in=sorted(sources(Subject.URL, UrlStatus.INITIALIZED)))
         .order_by("id")
-        .values_list("id", "entitlement_id", "portal_id")
+        .values_list("id", "entitlement_id", "portal_id", "status")
     )
-    if not rows:
-        return 0
-    EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in rows]).update(
-        status=UrlStatus.INITIALIZED, status_changed_at=now, date_last_modified=now
-    )
-    events = []
-    for _, entitlement_pk, portal_pk in rows:
+    changes = []
+    for pk, entitlement_pk, portal_pk, status in rows:
         message = by_pair[(entitlement_pk, portal_pk)]
-        events.append(
-            StatusEvent(
-                entitlement_id=entitlement_pk,
-                portal_id=portal_pk,
-                from_status=UrlStatus.UNINITIALIZED,
-                to_status=UrlStatus.INITIALIZED,
-                cause=EventCause.DELIVERY,
-                cause_pk=message.pk,
-                cause_ref=str(message.reference_id),
-                effective_at=now,
-            )
+        cause = Cause(EventCause.DELIVERY, message.pk, str(message.reference_id), now)
+        changes.append(
+            UrlChange(pk, entitlement_pk, portal_pk, status, UrlStatus.INITIALIZED, cause)
         )
-    StatusEvent.objects.bulk_create(events)
-    return len(rows)
-
-
-def _mark_initialized_pg(by_pair: dict[tuple[int, int], Message], now: dt.datetime) -> int:
-    """:func:`mark_initialized` in one statement: lock (in id order), update and insert the
-    StatusEvents without a round trip or a model instance per row."""
-    payload = orjson.dumps(
-        [
-            {"e": e, "p": p, "m": m.pk, "r": str(m.reference_id)}
-            for (e, p), m in sorted(by_pair.items())
-        ]
-    )
-    url_status = connection.ops.quote_name(EntitlementUrlStatus._meta.db_table)
-    event = connection.ops.quote_name(StatusEvent._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH v AS (SELECT * FROM json_to_recordset(%s::json) "  # noqa: S608
-            "AS v(e bigint, p bigint, m bigint, r text)), "
-            f"locked AS (SELECT u.id, v.e, v.p, v.m, v.r FROM {url_status} u "
-            "JOIN v ON u.entitlement_id = v.e AND u.portal_id = v.p "
-            "WHERE u.status = %s ORDER BY u.id FOR UPDATE OF u), "
-            f"changed AS (UPDATE {url_status} u SET status = %s, status_changed_at = %s, "
-            "date_last_modified = %s FROM locked WHERE u.id = locked.id RETURNING u.id) "
-            f"INSERT INTO {event} (entitlement_id, portal_id, from_status, to_status, cause, "
-            "cause_pk, cause_ref, effective_at, recorded_at) "
-            "SELECT locked.e, locked.p, %s, %s, %s, locked.m, locked.r, %s, %s "
-            "FROM locked JOIN changed ON changed.id = locked.id",
-            [
-                payload.decode(),
-                UrlStatus.UNINITIALIZED,
-                UrlStatus.INITIALIZED,
-                now,
-                now,
-                UrlStatus.UNINITIALIZED,
-                UrlStatus.INITIALIZED,
-                EventCause.DELIVERY,
-                now,
-                now,
-            ],
-        )
-        return cursor.rowcount
+    return write_changes((), changes, now).url_statuses

@@ -7,7 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from aanspraak.outbound import RetryPolicy, send
-from entitlements.worker_settings import concurrency
+from aanspraak.workers.tuning import concurrency
 
 from .claim import Claim
 from .record import BatchReport, record_results

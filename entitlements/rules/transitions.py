@@ -5,10 +5,13 @@ Two relations decide every confirmation (docs/confirmations.md, "The rules"):
 * ``ANSWERS``: which new statuses answer a status the hub *proposed* in an Entitlement
   request (a registry answers a proposed ``created`` with ``created``, ``entitled`` or
   ``licensed``; a cancel proposal only with ``cancelled``).
-* ``MOVES``: which statuses may follow the *current* one. Terminal statuses have no moves.
+* ``MOVES``: which statuses may follow the *current* one. Terminal statuses have no moves
+  (``TERMINAL`` is derived from it, as is ``sources``: what a status may follow).
 
 ``decide`` combines them into the outcome of one confirmation. The hub's own events (expiry,
-initial activations) have no proposal to answer and pass ``proposed=None``.
+initial activations) have no proposal to answer and pass ``proposed=None``. Every status
+change is written by ``entitlements.status.write_changes``, which refuses a move that
+``MOVES`` does not hold.
 """
 
 from __future__ import annotations
@@ -74,6 +77,20 @@ MOVES: dict[Subject, dict[str, frozenset[str]]] = {
 }
 
 
+# Derived from MOVES, never listed again: the statuses with no way out, and for each status
+# the ones it may follow (what the hub's own moves filter on before they write).
+TERMINAL: dict[Subject, frozenset[str]] = {
+    subject: frozenset(status for status, moves in table.items() if not moves)
+    for subject, table in MOVES.items()
+}
+SOURCES: dict[Subject, dict[str, frozenset[str]]] = {
+    subject: {
+        new: frozenset(status for status, moves in table.items() if new in moves) for new in table
+    }
+    for subject, table in MOVES.items()
+}
+
+
 @dataclass(frozen=True)
 class Cause:
     """What set a status: a confirmation, an activation, the hub's expiry (an EventCause)."""
@@ -98,6 +115,11 @@ def answers(subject: Subject, proposed: str, new: str) -> bool:
 def is_legal_move(subject: Subject, current: str, new: str) -> bool:
     """Whether ``new`` may follow ``current``."""
     return new in MOVES[subject].get(current, frozenset())
+
+
+def sources(subject: Subject, new: str) -> frozenset[str]:
+    """The statuses ``new`` may follow (a legal move from each of them to ``new``)."""
+    return SOURCES[subject].get(new, frozenset())
 
 
 def decide(subject: Subject, current: str, proposed: str | None, new: str) -> Decision:

@@ -1,10 +1,15 @@
 """Cancel and block by the hub: proposals to the licence registry and the portals.
 
-The hub never changes an entitlement's status itself here: it proposes ``cancelled`` or
+The hub does not change a sent entitlement's status itself: it proposes ``cancelled`` or
 ``blocked`` with an ``endDate`` (an Entitlement request to the product's licensor and one to
 each portal whose URL status is still live), and the status changes when they confirm
 (the confirmations worker). A licensed entitlement cannot be cancelled by the hub (the
-licence was activated); it can be blocked.
+licence was activated); it can be blocked. Which statuses may still take each end, and
+which URL statuses are over, are read from the transition table.
+
+The one exception is ``cancel_unresolved``: students given by enrollmentId whose lookup never
+resolved were sent to no one, so when their order is cancelled the hub cancels them itself
+(through the one writer of status changes, ``entitlements.status``).
 """
 
 from __future__ import annotations
@@ -20,25 +25,32 @@ from django.utils import timezone
 from aanspraak.db.bulk import insert_rows
 from entitlements import outbox
 from entitlements.models import (
+    DeliveryOrderIntake,
+    EnrollmentLookup,
     Entitlement,
     EntitlementUrlStatus,
     OutboundMessage,
 )
 from entitlements.outbox.messages import MESSAGE_FIELDS, request_row
-from entitlements.statuses import EntitlementStatus, MessageKind, UrlStatus
+from entitlements.rules.transitions import TERMINAL, Cause, Subject, sources
+from entitlements.status import StatusChange, UrlChange, write_changes
+from entitlements.statuses import (
+    END_DATE_STATUSES,
+    DeliveryOrderStatus,
+    EntitlementStatus,
+    EventCause,
+    MessageKind,
+    UrlStatus,
+)
 
 log = logging.getLogger(__name__)
 
-# Which current statuses may still be proposed each end status.
+# Which current statuses may still be proposed each end status: those it may follow.
 PROPOSABLE_FROM = {
-    EntitlementStatus.CANCELLED: (EntitlementStatus.CREATED, EntitlementStatus.ENTITLED),
-    EntitlementStatus.BLOCKED: (
-        EntitlementStatus.CREATED,
-        EntitlementStatus.ENTITLED,
-        EntitlementStatus.LICENSED,
-    ),
+    status: tuple(sorted(sources(Subject.ENTITLEMENT, status))) for status in END_DATE_STATUSES
 }
-ENDED_URL_STATUSES = (UrlStatus.CANCELLED, UrlStatus.BLOCKED, UrlStatus.EXPIRED)
+ENDED_URL_STATUSES = tuple(sorted(TERMINAL[Subject.URL]))
+LookupState = EnrollmentLookup.State
 
 
 @dataclass
@@ -128,3 +140,75 @@ def propose_end(
         )
         outbox.wake_after_commit(result.recipients)
     return result
+
+
+def cancel_unresolved(order_pks: list[int], now: dt.datetime | None = None) -> int:
+    """Cancel, by the hub itself, the entitlements of the cancelled delivery orders
+    ``order_pks`` whose student was never resolved (lookup pending or failed): nothing about
+    them was ever sent, so there is no party to propose it to. Call it inside the
+    transaction that holds the orders' row locks (the cancel's, or the resolver's).
+
+    Their lookups fail with kind ``cancelled`` (a pending one is not asked again); each
+    entitlement becomes ``cancelled`` with its order's endDate, its URL statuses that may
+    still move there ``cancelled``, through the one writer of status changes
+    (``entitlements.status``), with StatusEvents of cause ``intake`` pointing at the
+    order's first cancellation. Returns the number of entitlements cancelled."""
+    now = now or timezone.now()
+    rows = list(
+        Entitlement.objects.select_for_update(of=("self",))
+        .filter(
+            delivery_order_id__in=order_pks,
+            delivery_order__status=DeliveryOrderStatus.CANCELLED,
+            status=EntitlementStatus.CREATED,
+            enrollment_lookup__state__in=[LookupState.PENDING, LookupState.FAILED],
+        )
+        .order_by("id")
+        .values_list("id", "status", "delivery_order_id", "delivery_order__end_date")
+    )
+    if not rows:
+        return 0
+    pks = [pk for pk, _, _, _ in rows]
+    EnrollmentLookup.objects.filter(entitlement_id__in=pks).exclude(
+        state=LookupState.RESOLVED
+    ).update(
+        state=LookupState.FAILED,
+        next_attempt_at=None,
+        error_kind="cancelled",
+        last_error="the delivery order was cancelled before the enrollment resolved; "
+        "the hub cancelled the entitlement (nothing had been sent about it)",
+    )
+    cancellable = sorted(sources(Subject.URL, UrlStatus.CANCELLED))
+    url_rows = list(
+        EntitlementUrlStatus.objects.select_for_update()
+        .filter(entitlement_id__in=pks, status__in=cancellable)
+        .order_by("id")
+        .values_list("id", "entitlement_id", "portal_id", "status")
+    )
+    first_cancel: dict[int, tuple[int, str]] = {}
+    for order_pk, intake_pk, reference_id in (
+        DeliveryOrderIntake.objects.filter(
+            delivery_order_id__in={order_pk for _, _, order_pk, _ in rows},
+            action=DeliveryOrderIntake.Action.CANCEL,
+        )
+        .order_by("-id")
+        .values_list("delivery_order_id", "id", "reference_id")
+    ):
+        first_cancel[order_pk] = (intake_pk, reference_id)  # ends on the first (lowest id)
+    cause_of = {
+        order_pk: Cause(EventCause.INTAKE, *first_cancel.get(order_pk, (None, "")), now)
+        for _, _, order_pk, _ in rows
+    }
+    order_of = {pk: order_pk for pk, _, order_pk, _ in rows}
+    write_changes(
+        [
+            StatusChange(pk, status, EntitlementStatus.CANCELLED, end_date, cause_of[order_pk])
+            for pk, status, order_pk, end_date in rows
+        ],
+        [
+            UrlChange(pk, e, p, status, UrlStatus.CANCELLED, cause_of[order_of[e]])
+            for pk, e, p, status in url_rows
+        ],
+        now,
+    )
+    log.info("cancelled %d unresolved entitlements of orders %s", len(pks), order_pks)
+    return len(pks)

@@ -18,14 +18,15 @@ queue), asks the school's administration system for each enrollment, and then:
   the entitlement stays ``created`` with nothing sent. Support can "check enrollment" again
   from the admin once the cause is fixed;
 - the order is cancelled (before or during the lookup): nothing was ever sent about the
-  entitlement, so the hub cancels it itself (cancel_unresolved), under the order's row lock.
+  entitlement, so the hub cancels it itself (``services.cancel.cancel_unresolved``), under
+  the order's row lock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -43,18 +44,18 @@ from aanspraak.outbound.enrollments import (
     school_params,
 )
 from aanspraak.outbound.fetch import ChainCallError
-from entitlements import outbox, worker_settings
+from aanspraak.workers import Claim, claim_leased, lock_held, run_batches, tuning
+from entitlements import outbox
 from entitlements.models import (
     DeliveryOrder,
-    DeliveryOrderIntake,
     EnrollmentLookup,
     Entitlement,
     EntitlementUrlStatus,
     OutboundMessage,
-    StatusEvent,
 )
 from entitlements.outbox.messages import MESSAGE_FIELDS, creation_rows
-from entitlements.statuses import DeliveryOrderStatus, EntitlementStatus, EventCause, UrlStatus
+from entitlements.services.cancel import cancel_unresolved
+from entitlements.statuses import DeliveryOrderStatus, EntitlementStatus, UrlStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,11 @@ LOOKUP_FIELDS = (
 
 
 def batch_size() -> int:
-    return worker_settings.setting("HUB_ENROLLMENT_BATCH_SIZE", 50)
+    return tuning.setting("HUB_ENROLLMENT_BATCH_SIZE", 50)
 
 
 def lease_seconds() -> float:
-    return worker_settings.lease_seconds(batch_size())
+    return tuning.lease_seconds(batch_size())
 
 
 # --- Queueing ---------------------------------------------------------------------------------
@@ -152,23 +153,18 @@ def check_enrollments(entitlements: QuerySet[Entitlement]) -> CheckReport:
 # --- Resolving --------------------------------------------------------------------------------
 
 
-def claim_due(limit: int | None = None) -> list[int]:
-    """Claim up to ``limit`` due lookups for this worker (locked rows of other workers are
-    skipped; the lease moves ``next_attempt_at`` ahead so a crashed worker's claim comes
-    back)."""
+def claim_due(limit: int | None = None) -> Claim:
+    """Claim up to ``limit`` due lookups for this worker (``aanspraak.workers``: locked rows
+    of other workers are skipped; the lease moves ``next_attempt_at`` ahead so a crashed
+    worker's claim comes back)."""
     now = timezone.now()
-    with transaction.atomic():
-        ids = list(
-            EnrollmentLookup.objects.select_for_update(skip_locked=True)
-            .filter(state=State.PENDING, next_attempt_at__lte=now)
-            .order_by("next_attempt_at", "id")
-            .values_list("id", flat=True)[: limit or batch_size()]
-        )
-        if ids:
-            EnrollmentLookup.objects.filter(id__in=ids).update(
-                next_attempt_at=now + dt.timedelta(seconds=lease_seconds())
-            )
-    return ids
+    due = EnrollmentLookup.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+    return claim_leased(
+        [due.order_by("next_attempt_at", "id")],
+        limit or batch_size(),
+        now + dt.timedelta(seconds=lease_seconds()),
+        "next_attempt_at",
+    )
 
 
 def has_due() -> bool:
@@ -220,19 +216,20 @@ def _lookup_one(lookup: EnrollmentLookup, params_of: dict) -> Enrollment | Chain
     return enrollment
 
 
-def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveReport:
-    """Look up the claimed lookups ``ids`` concurrently and record the results; releases
+def resolve_batch(claim: Claim, policy: RetryPolicy | None = None) -> ResolveReport:
+    """Look up the ``claim``ed lookups` concurrently and record the results; releases
     the Entitlement requests of every entitlement whose enrollment resolved.
 
     The results are written under locks: first the lookups' delivery orders (the lock a
     cancel takes, so a cancel is either wholly before or wholly after), then the lookups.
     A lookup is written only if it is still pending with the lease this worker claimed it
-    with: a worker that outlived its lease never releases an entitlement another worker
-    handles. A lookup whose order is cancelled by now is not released: it fails with kind
-    ``cancelled`` and the hub cancels its entitlement itself (see cancel_unresolved)."""
+    with (``aanspraak.workers.lock_held``): a worker that outlived its lease never releases
+    an entitlement another worker handles. A lookup whose order is cancelled by now is not
+    released: it fails with kind ``cancelled`` and the hub cancels its entitlement itself
+    (see cancel_unresolved)."""
     policy = policy or RetryPolicy.from_settings()
     lookups = list(
-        EnrollmentLookup.objects.filter(id__in=ids, state=State.PENDING)
+        EnrollmentLookup.objects.filter(id__in=claim.ids, state=State.PENDING)
         .select_related(
             "entitlement__delivery_order__school__administration",
             "entitlement__delivery_order__product",
@@ -242,10 +239,9 @@ def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveR
     report = ResolveReport()
     if not lookups:
         return report
-    leases = {lk.pk: lk.next_attempt_at for lk in lookups}
     schools = {lk.entitlement.delivery_order.school for lk in lookups}
     params_of = {school.pk: school_params(school) for school in schools}
-    workers = min(worker_settings.concurrency(), len(lookups))
+    workers = min(tuning.concurrency(), len(lookups))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="enrollment") as pool:
         results = list(pool.map(lambda lk: _lookup_one(lk, params_of), lookups))
     with transaction.atomic():
@@ -256,18 +252,12 @@ def resolve_batch(ids: list[int], policy: RetryPolicy | None = None) -> ResolveR
             .order_by("pk")
             .values_list("pk", "status")
         )
-        current = {
-            pk: (state, at)
-            for pk, state, at in EnrollmentLookup.objects.select_for_update()
-            .filter(id__in=[lk.pk for lk in lookups])
-            .order_by("id")
-            .values_list("id", "state", "next_attempt_at")
-        }
+        held = lock_held(EnrollmentLookup, [lk.pk for lk in lookups], claim.lease)
         mine: list[EnrollmentLookup] = []
         released: list[EnrollmentLookup] = []
         cancelled_orders: set[int] = set()
         for lookup, result in zip(lookups, results, strict=True):
-            if current.get(lookup.pk) != (State.PENDING, leases[lookup.pk]):
+            if lookup.pk not in held.rows:
                 report.stale += 1  # resolved, re-claimed or cancelled meanwhile: not ours
                 continue
             order_pk = lookup.entitlement.delivery_order_id
@@ -385,104 +375,16 @@ def _release(lookups: list[EnrollmentLookup], now: dt.datetime) -> None:
     outbox.wake_after_commit(recipients)
 
 
-def cancel_unresolved(order_pks: list[int], now: dt.datetime | None = None) -> int:
-    """Cancel, by the hub itself, the entitlements of the cancelled delivery orders
-    ``order_pks`` whose student was never resolved (lookup pending or failed): nothing about
-    them was ever sent, so there is no party to propose it to. Call it inside the
-    transaction that holds the orders' row locks (the cancel's, or the resolver's).
-
-    Their lookups fail with kind ``cancelled`` (a pending one is not asked again); each
-    entitlement becomes ``cancelled`` with its order's endDate, its URL statuses
-    ``cancelled``, with StatusEvents of cause ``intake`` pointing at the order's first
-    cancellation. Returns the number of entitlements cancelled."""
-    now = now or timezone.now()
-    rows = list(
-        Entitlement.objects.select_for_update(of=("self",))
-        .filter(
-            delivery_order_id__in=order_pks,
-            delivery_order__status=DeliveryOrderStatus.CANCELLED,
-            status=EntitlementStatus.CREATED,
-            enrollment_lookup__state__in=[State.PENDING, State.FAILED],
-        )
-        .order_by("id")
-        .values_list("id", "delivery_order_id", "delivery_order__end_date")
-    )
-    if not rows:
-        return 0
-    pks = [pk for pk, _, _ in rows]
-    EnrollmentLookup.objects.filter(entitlement_id__in=pks).exclude(state=State.RESOLVED).update(
-        state=State.FAILED,
-        next_attempt_at=None,
-        error_kind="cancelled",
-        last_error="the delivery order was cancelled before the enrollment resolved; "
-        "the hub cancelled the entitlement (nothing had been sent about it)",
-    )
-    by_end_date: dict[dt.date, list[int]] = {}
-    for pk, _, end_date in rows:
-        by_end_date.setdefault(end_date, []).append(pk)
-    for end_date, some in by_end_date.items():
-        Entitlement.objects.filter(id__in=some).update(
-            status=EntitlementStatus.CANCELLED,
-            end_date=end_date,
-            status_changed_at=now,
-            date_last_modified=now,
-        )
-    url_rows = list(
-        EntitlementUrlStatus.objects.select_for_update()
-        .filter(entitlement_id__in=pks)
-        .exclude(status__in=[UrlStatus.CANCELLED, UrlStatus.BLOCKED, UrlStatus.EXPIRED])
-        .order_by("entitlement_id", "portal_id")
-        .values_list("id", "entitlement_id", "portal_id", "status")
-    )
-    if url_rows:
-        EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in url_rows]).update(
-            status=UrlStatus.CANCELLED, status_changed_at=now, date_last_modified=now
-        )
-    cause_of: dict[int, tuple[int, str]] = {}
-    for order_pk, intake_pk, reference_id in (
-        DeliveryOrderIntake.objects.filter(
-            delivery_order_id__in={order_pk for _, order_pk, _ in rows},
-            action=DeliveryOrderIntake.Action.CANCEL,
-        )
-        .order_by("-id")
-        .values_list("delivery_order_id", "id", "reference_id")
-    ):
-        cause_of[order_pk] = (intake_pk, reference_id)  # ends on the first (lowest id)
-    order_of = {pk: order_pk for pk, order_pk, _ in rows}
-
-    def event(entitlement_pk: int, portal_pk: int | None, from_status: str, to_status: str):
-        cause_pk, cause_ref = cause_of.get(order_of[entitlement_pk], (None, ""))
-        return StatusEvent(
-            entitlement_id=entitlement_pk,
-            portal_id=portal_pk,
-            from_status=from_status,
-            to_status=to_status,
-            cause=EventCause.INTAKE,
-            cause_pk=cause_pk,
-            cause_ref=cause_ref,
-            effective_at=now,
-        )
-
-    events = [event(pk, None, EntitlementStatus.CREATED, EntitlementStatus.CANCELLED) for pk in pks]
-    events += [event(e, p, status, UrlStatus.CANCELLED) for _, e, p, status in url_rows]
-    StatusEvent.objects.bulk_create(events)
-    log.info("cancelled %d unresolved entitlements of orders %s", len(pks), order_pks)
-    return len(pks)
-
-
 def resolve_due(time_budget: float | None = None) -> ResolveReport:
     """Resolve due lookups batch by batch until none are due or the time budget is spent
-    (``more`` then says to run again)."""
-    budget = time_budget if time_budget is not None else worker_settings.drain_seconds()
-    deadline = time.monotonic() + budget
+    (``more`` then says to run again): ``aanspraak.workers.run_batches``."""
+    budget = time_budget if time_budget is not None else tuning.drain_seconds()
     policy = RetryPolicy.from_settings()
     report = ResolveReport()
-    while True:
-        ids = claim_due()
-        if not ids:
-            return report
-        report.add(resolve_batch(ids, policy))
-        report.batches += 1
-        if time.monotonic() >= deadline:
-            report.more = True
-            return report
+
+    def begin(claim: Claim) -> Callable[[], None]:
+        return lambda: report.add(resolve_batch(claim, policy))
+
+    run = run_batches(claim_due, begin, budget)
+    report.batches, report.more = run.batches, run.more
+    return report

@@ -9,9 +9,10 @@ blocked entitlements; both at ``expiry_moment(expirationDate)``, not at the time
 
 Set-based, in batches: one query for the expired orders that still have work, then per
 batch of one such order one SELECT ... FOR NO KEY UPDATE SKIP LOCKED of its entitlements (so
-two sweeps never fight), one UPDATE of their status, one SELECT ... FOR UPDATE
-of their URL statuses (ordered by id: the lock order of the worker's replay), one UPDATE of
-those and one bulk insert of the StatusEvents (cause ``expiry``).
+two sweeps never fight), one SELECT ... FOR UPDATE of their URL statuses (ordered by id: the
+lock order of the worker's replay), then the one writer of status changes
+(``entitlements.status.write_changes``): one UPDATE of the entitlements, one of the
+URL statuses and one INSERT of the StatusEvents (cause ``expiry``).
 
 A batch reads by the partial index ``entitlement_unexpired_idx`` (by order) of the
 entitlements that are not expired, one order at a time: in proportion to the rows it
@@ -22,12 +23,11 @@ docs/performance.md, "Scale".
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, CharField, DateTimeField, Exists, OuterRef, Q, Value, When
+from django.db.models import CharField, Exists, OuterRef, Q
 from django.db.models.functions import Cast
 from django.db.models.lookups import In
 from django.utils import timezone
@@ -37,9 +37,15 @@ from entitlements.models import (
     DeliveryOrder,
     Entitlement,
     EntitlementUrlStatus,
-    StatusEvent,
 )
-from entitlements.rules.expiry import EXPIRING_STATUSES, EXPIRING_URL_STATUSES, expiry_moment
+from entitlements.rules.expiry import (
+    EXPIRING_STATUSES,
+    EXPIRING_URL_STATUSES,
+    expires,
+    expiry_moment,
+)
+from entitlements.rules.transitions import Cause, Subject
+from entitlements.status import StatusChange, UrlChange, write_changes
 from entitlements.statuses import END_DATE_STATUSES, EntitlementStatus, EventCause, UrlStatus
 
 
@@ -97,14 +103,6 @@ def _orders_with_work(today: dt.date) -> list[tuple[int, dt.date]]:
     )
 
 
-def _moments(pks_by_date: dict[dt.date, list[int]]) -> Case:
-    """Each row's expiry moment, as one CASE over the batch's (few) expiration dates."""
-    return Case(
-        *(When(id__in=pks, then=Value(expiry_moment(date))) for date, pks in pks_by_date.items()),
-        output_field=DateTimeField(),
-    )
-
-
 def _expire_batch(size: int, order_pk: int, expiration_date: dt.date) -> tuple[int, int, int]:
     """Expire one batch of one expired order; (entitlements expired, URL statuses expired,
     entitlements seen)."""
@@ -115,63 +113,29 @@ def _expire_batch(size: int, order_pk: int, expiration_date: dt.date) -> tuple[i
             # StatusEvents inserted by a concurrent delivery take KEY SHARE at commit).
             # One order by equality, no join and no ORDER BY (SKIP LOCKED never waits, so
             # the lock order does not matter): the scan of the partial index stops at LIMIT.
-            (pk, status, expiration_date)
-            for pk, status in Entitlement.objects.select_for_update(
-                skip_locked=True, of=("self",), no_key=True
-            )
+            Entitlement.objects.select_for_update(skip_locked=True, of=("self",), no_key=True)
             .filter(_needs_expiry(), delivery_order_id=order_pk)
             .order_by()
             .values_list("id", "status")[:size]
         )
         if not rows:
             return 0, 0, 0
-        expiring = {pk: (status, date) for pk, status, date in rows if status in EXPIRING_STATUSES}
-        moment_of = {pk: expiry_moment(date) for pk, _status, date in rows}
-        by_date: dict[dt.date, list[int]] = defaultdict(list)
-        for pk, (_status, date) in expiring.items():
-            by_date[date].append(pk)
-        if expiring:
-            Entitlement.objects.filter(id__in=list(expiring)).update(
-                status=EntitlementStatus.EXPIRED,
-                status_changed_at=_moments(by_date),
-                date_last_modified=now,
-            )
-        url_rows = list(
+        # Every row of the batch belongs to one order: one moment, one cause.
+        cause = Cause(EventCause.EXPIRY, None, "", expiry_moment(expiration_date))
+        expiring = [
+            StatusChange(pk, status, EntitlementStatus.EXPIRED, None, cause)
+            for pk, status in rows
+            if expires(Subject.ENTITLEMENT, status)
+        ]
+        locked_urls = (
             EntitlementUrlStatus.objects.select_for_update()
-            .filter(entitlement_id__in=list(moment_of), status__in=EXPIRING_URL_STATUSES)
+            .filter(entitlement_id__in=[pk for pk, _ in rows], status__in=EXPIRING_URL_STATUSES)
             .order_by("id")
             .values_list("id", "entitlement_id", "portal_id", "status")
         )
-        if url_rows:
-            url_by_date: dict[dt.date, list[int]] = defaultdict(list)
-            dates = {pk: date for pk, _status, date in rows}
-            for url_pk, entitlement_pk, _portal, _status in url_rows:
-                url_by_date[dates[entitlement_pk]].append(url_pk)
-            EntitlementUrlStatus.objects.filter(id__in=[r[0] for r in url_rows]).update(
-                status=UrlStatus.EXPIRED,
-                status_changed_at=_moments(url_by_date),
-                date_last_modified=now,
-            )
-        events = [
-            StatusEvent(
-                entitlement_id=pk,
-                from_status=status,
-                to_status=EntitlementStatus.EXPIRED,
-                cause=EventCause.EXPIRY,
-                effective_at=moment_of[pk],
-            )
-            for pk, (status, _date) in expiring.items()
+        url_rows = [
+            UrlChange(pk, entitlement_pk, portal_pk, status, UrlStatus.EXPIRED, cause)
+            for pk, entitlement_pk, portal_pk, status in locked_urls
         ]
-        events += [
-            StatusEvent(
-                entitlement_id=entitlement_pk,
-                portal_id=portal_pk,
-                from_status=status,
-                to_status=UrlStatus.EXPIRED,
-                cause=EventCause.EXPIRY,
-                effective_at=moment_of[entitlement_pk],
-            )
-            for _, entitlement_pk, portal_pk, status in url_rows
-        ]
-        StatusEvent.objects.bulk_create(events, batch_size=2000)
+        write_changes(expiring, url_rows, now)
     return len(expiring), len(url_rows), len(rows)

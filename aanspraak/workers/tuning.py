@@ -1,5 +1,6 @@
-"""The tuning settings shared by the outbound workers (dispatch drains and the enrollment
-resolver): one reader and one lease rule instead of a copy in each worker."""
+"""The tuning settings shared by the workers that call the chain's parties (the outbound
+drains and the enrollment resolver): one reader and one lease rule instead of a copy in each
+worker."""
 
 from __future__ import annotations
 
