@@ -17,9 +17,9 @@ whatever the arrival order):
 | +40 s | registry | entitled | stale (licensed cannot go back) |
 | +40 s | registry | entitled with a wrong productId (one in twenty, instead) | rejected |
 
-The status events: each names an applied confirmation as its cause, none twice. A batch that
-holds an entitlement's entitled and licensed writes the net change (created → licensed, caused
-by the licensed one), so an entitlement has one or two status events and one URL event.
+The status events are history: each is written once, caused by the confirmation that made the
+change when it was applied (a later, older confirmation can take over its outcome in the
+replay, not its event); per entitlement they chain from created to licensed, and one URL event.
 """
 
 from __future__ import annotations
@@ -104,6 +104,11 @@ def _workload(registry, order) -> tuple[list[tuple[str, dict]], dict[str, str]]:
     return sends + resent, oracle
 
 
+def _inside_a_batch(log: str) -> bool:
+    """The worker claimed a batch and has not finished it (it waits 0.3 s inside each)."""
+    return log.rfind("claimed ") > log.rfind("applied batch")
+
+
 def _send(url: str, tokens: dict[str, str], items: list, errors: list, progress: Counter):
     with httpx.Client(base_url=url, timeout=30) as http:
         for client_id, body in items:
@@ -135,11 +140,16 @@ def test_ten_thousand_confirmations_through_a_redis_restart_and_a_killed_worker(
     tokens = {client_id: make_token(client_id) for client_id in ("noord-lr", "zuid-portal")}
 
     web = HubServer({**worker_env, "CELERY_BROKER_URL": own_redis.url}, tmp_path).start()
+
     # Until it is killed, the victim is the only worker: so it is inside a batch when killed
     # (each batch waits 0.3 s in its transaction).
-    victim = celery_worker_process(
-        env={"CELERY_BROKER_URL": own_redis.url, "HUB_APPLY_BATCH_DELAY": "0.3"}
-    )
+    def start_victim():
+        # Sweeping (beat inside): it is woken whenever confirmations wait, lost wake-ups too.
+        return sweeping_worker(
+            celery_worker_process, own_redis, tmp_path, HUB_APPLY_BATCH_DELAY="0.3"
+        )
+
+    victim = start_victim()
     try:
         errors: list = []
         progress: Counter = Counter()
@@ -156,19 +166,20 @@ def test_ten_thousand_confirmations_through_a_redis_restart_and_a_killed_worker(
         own_redis.down()  # the broker (and the cache) gone for a moment, under load
         time.sleep(1.5)
         own_redis.up()
+        time.sleep(2)
+        if "Unrecoverable error" in victim.output():
+            # kombu can end a worker whose late acknowledgement meets the lost connection
+            # (docs/reliability.md); its supervisor starts it again once it has exited.
+            wait_for(lambda: victim.proc.poll() is not None, timeout=60, what="it to exit")
+            victim = start_victim()
 
         wait_for(lambda: progress["sent"] >= total * 0.5, timeout=300, what="half sent")
-        claimed = victim.output().count("claimed ")
         wait_for(
-            lambda: victim.output().count("claimed ") > claimed,
+            lambda: _inside_a_batch(victim.output()),
             timeout=120,
             interval=0.02,
             what="the victim inside a batch",
-            state=lambda: "\n".join(
-                line
-                for line in victim.output().splitlines()
-                if "ERROR" in line or "WARNING" in line or "CRITICAL" in line or "lost" in line
-            )[-4000:],
+            state=lambda: victim.output()[-3000:],
         )
         victim.kill()  # SIGKILL mid-batch: its transaction never commits
         # Its replacement, and a second worker that also sweeps (wake-ups lost with Redis).
@@ -202,27 +213,23 @@ def test_ten_thousand_confirmations_through_a_redis_restart_and_a_killed_worker(
         )
     )
     assert urls == {"processed": ENTITLEMENTS}
-    # Status events: each caused by an applied confirmation, none written twice, a chain from
-    # created to licensed per entitlement and one URL event each.
+    # Status events: none written twice, each caused by a confirmation about its entitlement,
+    # and per entitlement one chain from created to licensed, one URL event.
     events = list(
-        StatusEvent.objects.filter(entitlement__delivery_order=order).values_list(
-            "entitlement_id", "portal_id", "from_status", "to_status", "cause_pk"
-        )
+        StatusEvent.objects.filter(entitlement__delivery_order=order)
+        .order_by("id")
+        .values_list("entitlement_id", "portal_id", "from_status", "to_status", "cause_pk")
     )
     causes = Counter(cause for *_, cause in events)
     assert set(causes.values()) == {1}
-    assert set(causes) <= set(
-        Confirmation.objects.filter(state="applied").values_list("pk", flat=True)
-    )
+    about = dict(Confirmation.objects.values_list("pk", "entitlement_id"))
+    assert all(about[cause] == entitlement for entitlement, *_, cause in events)
     chains: dict[int, list] = {}
     for entitlement, portal, before, after, _cause in events:
         chains.setdefault(entitlement, []).append((portal, before, after))
     assert len(chains) == ENTITLEMENTS
     for chain in chains.values():
-        urls = [(before, after) for portal, before, after in chain if portal is not None]
-        statuses = sorted((b, a) for portal, b, a in chain if portal is None)
-        assert urls == [("uninitialized", "processed")]
-        assert statuses in (
-            [("created", "licensed")],
-            [("created", "entitled"), ("entitled", "licensed")],
-        )
+        assert [(b, a) for p, b, a in chain if p is not None] == [("uninitialized", "processed")]
+        steps = [(b, a) for p, b, a in chain if p is None]
+        assert steps[0][0] == "created" and steps[-1][1] == "licensed", steps
+        assert all(steps[i][1] == steps[i + 1][0] for i in range(len(steps) - 1)), steps
