@@ -9,6 +9,7 @@ the key it concerns (``parties[1] (Portal Zuid).clients[0].scopes[2]``).
 from __future__ import annotations
 
 import json
+import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 from django.contrib.auth.hashers import check_password
 from django.db import transaction
+from oauth2_provider.models import AccessToken
 
 from aanspraak.models import Client, Consent, Party, Product, School, SchoolOrganisationId
 from aanspraak.selectors.schools import find_school
@@ -152,11 +154,23 @@ def _upsert_client(entry: dict, party: Party, report: RegistryReport) -> None:
         "party_id": party.pk,
         "name": entry.get("name") or f"{party.name} / {entry['clientId']}",
         "allowed_scopes": " ".join(sorted(set(entry["scopes"]))),
+        "active": entry.get("active", True),
+        "rate_limit": entry.get("rateLimit"),
+        "jwks": entry.get("jwks"),
+        "jwks_uri": entry.get("jwksUri"),
     }
-    # The stored secret is a hash: compare by checking, replace only when it differs.
-    if created or not check_password(entry["clientSecret"], client.client_secret):
-        values["client_secret"] = entry["clientSecret"]
+    secret = entry.get("clientSecret")
+    # The stored secret is a hash: compare by checking, replace only when it differs. A
+    # client with keys gets a random secret nobody knows (and the validator refuses secrets).
+    if secret is None and (created or not client.uses_assertions):
+        values["client_secret"] = secrets.token_urlsafe(32)
+    elif secret is not None and (created or not check_password(secret, client.client_secret)):
+        values["client_secret"] = secret
     _apply(client, values, "client", report, created)
+    if not values["active"]:
+        # Revoked: the tokens it holds go at once (a web process's token cache keeps one at
+        # most HUB_TOKEN_CACHE_SECONDS, docs/api.md#authentication).
+        AccessToken.objects.filter(application=client).delete()
 
 
 def _upsert_school(entry: dict, parties: dict[str, Party], report: RegistryReport) -> None:

@@ -14,11 +14,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from joserfc.jwk import KeySet
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from aanspraak.choices import SCOPE_ROLE, OrganisationIdType, Role, Scope
 from aanspraak.models import Client, Party
+from aanspraak.rates import parse_rate
 from aanspraak.selectors.schools import AmbiguousSchool, find_school
 
 UNKNOWN_KEY = "unknown key"
@@ -103,9 +106,54 @@ class EndpointSerializer(Strict):
         return attrs
 
 
+class Boolean(serializers.BooleanField):
+    """``true`` or ``false`` as YAML and JSON write them (not "no", 0 or "off")."""
+
+    default_error_messages = _messages("must be true or false")
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
+class RateLimit(Text):
+    """``COUNT/UNIT``, as ``aanspraak.rates.parse_rate`` reads it."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data).strip()
+        try:
+            parse_rate(data)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return data
+
+
+class PublicKeys(serializers.DictField):
+    """A JWK set of public keys, ``{"keys": [...]}`` (no private parts: the hub only
+    verifies)."""
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        keys = data.get("keys")
+        if set(data) != {"keys"} or not isinstance(keys, list) or not keys:
+            raise serializers.ValidationError('must be a JWK set, {"keys": [...]}')
+        try:
+            KeySet.import_key_set(data)
+        except Exception as exc:  # joserfc names what is wrong with the key
+            raise serializers.ValidationError(f"is not a valid JWK set ({exc})") from exc
+        if any("d" in key for key in keys):
+            raise serializers.ValidationError("holds a private key: give the public keys only")
+        return data
+
+
 class ClientSerializer(Strict):
+    """A client of the hub: a secret, or public keys for private_key_jwt (docs/registry.md)."""
+
     clientId = Text(error_messages=_messages("required"))
-    clientSecret = Text(error_messages=_messages("required"))
+    clientSecret = Text(required=False)
+    jwks = PublicKeys(required=False)
+    jwksUri = HttpUrl(required=False)
     scopes = _list_of(
         serializers.ChoiceField(
             Scope.choices, error_messages={"invalid_choice": "unknown scope {input!r}"}
@@ -114,6 +162,20 @@ class ClientSerializer(Strict):
         allow_empty=False,
     )
     name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    active = Boolean(required=False)
+    rateLimit = RateLimit(required=False, allow_null=True)
+
+    def validate(self, attrs):
+        given = [key for key in ("clientSecret", "jwks", "jwksUri") if attrs.get(key)]
+        if len(given) != 1:
+            raise serializers.ValidationError(
+                "give exactly one of clientSecret, jwks or jwksUri"
+                + (f" (it has {', '.join(given)})" if given else "")
+            )
+        uri = attrs.get("jwksUri")
+        if uri and settings.PRODUCTION and not uri.startswith("https://"):
+            raise serializers.ValidationError({"jwksUri": ["must be https in production"]})
+        return attrs
 
 
 class PartySerializer(Strict):

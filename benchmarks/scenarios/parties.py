@@ -34,6 +34,8 @@ parties:
       - clientId: bench-registry
         clientSecret: {secret}
         scopes: [eduv.entitlement.licensor, eduv.usage.licensor]
+        # A limit under load, high enough not to refuse (P2 measures its cost).
+        rateLimit: 100000000/hour
   - name: Bench Portal
     roles: [portal]
     portalId: bench-portal
