@@ -8,7 +8,7 @@ full minute), and a request over the count waits for the next period.
 The count lives in Django's cache (the hub's Redis; files on the embedded default), so every
 web process shares it. To keep it off the hot path (docs/performance.md, P2) a process adds its
 requests to the shared count in steps: every request when the limit is tight (a step of 1 up to
-100 per period), else every 1 % of the limit, and at least every ``SYNC_SECONDS``; between
+100 per period), else every 1 % of the limit, and at least every ``SYNC_SECONDS`` (0.25 s); between
 steps it decides from the shared count it last read plus its own. A limit can so be exceeded by
 at most one step per web process (1 %), never by more. A cache that cannot be reached lets
 requests through (logged): a limit protects the hub, it must not take it down.
@@ -24,13 +24,15 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 
 from aanspraak.rates import Rate, parse_rate
 
 log = logging.getLogger(__name__)
 
-# How long a process may decide from the shared count it last read.
-SYNC_SECONDS = 0.05
+# How long a process may decide from the shared count it last read (a step every 50 ms was
+# a tenth of a confirmation's CPU under load, docs/performance.md, P2).
+SYNC_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -56,11 +58,19 @@ def _step(rate: Rate) -> int:
 
 
 def _add_to_shared(client_pk: int, rate: Rate, index: int, requests: int) -> int | None:
-    """Add ``requests`` to the shared count of the window; the new count (None: no cache)."""
-    key = f"rate:{client_pk}:{rate.text}:{index}"
+    """Add ``requests`` to the shared count of the window; the new count (None: no cache).
+
+    On Redis one pipelined round trip (INCRBY and EXPIRE); elsewhere Django's cache API."""
+    raw_key = f"rate:{client_pk}:{rate.text}:{index}"
     try:
-        cache.add(key, 0, timeout=rate.period * 2)
-        return cache.incr(key, requests) if requests else cache.get(key, 0)
+        if isinstance(cache, RedisCache):
+            pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
+            key = cache.make_and_validate_key(raw_key)
+            pipe.incrby(key, requests)
+            pipe.expire(key, rate.period * 2)
+            return int(pipe.execute()[0])
+        cache.add(raw_key, 0, timeout=rate.period * 2)
+        return cache.incr(raw_key, requests) if requests else cache.get(raw_key, 0)
     except Exception:
         log.warning("rate-limit counts unavailable; not limiting", exc_info=True)
         return None
