@@ -319,3 +319,11 @@ def test_redaction_of_credentials_in_a_log_message():
     assert (
         redact("proposed cancelled for 3 entitlements") == "proposed cancelled for 3 entitlements"
     )
+
+
+def test_a_token_in_the_query_string_is_refused(registry, make_token):
+    order = make_order(registry, 1)
+    token = make_token("oost-seller")
+    read = f"/entitlements/deliveryorder/{order.delivery_order_id}"
+    assert HttpClient().get(read, {"access_token": token}).status_code == 401
+    assert HttpClient(HTTP_AUTHORIZATION=f"Bearer {token}").get(read).status_code == 200
