@@ -1,8 +1,12 @@
-"""Admin for parties, clients, schools, consent and products. Secrets are never shown: the
-hub's credentials towards a party are write-only, client secrets are hashed and excluded."""
+"""Admin for parties, clients, access tokens, schools, consent and products. Secrets are never
+shown: the hub's credentials towards a party are write-only, client secrets are hashed and
+excluded, access tokens are stored as their SHA-256 and shown by a prefix of it
+(docs/security.md, "Secrets")."""
 
 from django import forms
 from django.contrib import admin
+from oauth2_provider.admin import AccessTokenAdmin as DotAccessTokenAdmin
+from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
 from .models import Client, Consent, Party, Product, School, SchoolOrganisationId, WorkerHeartbeat
 
@@ -64,6 +68,29 @@ class ClientAdmin(admin.ModelAdmin):
     search_fields = ["client_id", "name", "party__name"]
     exclude = ["client_secret", "user"]
     readonly_fields = ["client_id"]
+
+
+# Access tokens: view and revoke (DOT's action), never edit. The hub issues client-credentials
+# tokens only: no refresh tokens, grants or ID tokens exist, so their admins are removed.
+for model in (AccessToken, RefreshToken, Grant, IDToken):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(DotAccessTokenAdmin):
+    list_display = ["pk", "masked_token", "application", "scope", "expires", "created"]
+    fields = ["masked_token", "application", "scope", "expires", "created", "updated"]
+    readonly_fields = fields
+    raw_id_fields = []
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="token")
+    def masked_token(self, obj: AccessToken | None) -> str:
+        # Only the checksum is stored; its first characters identify the row.
+        return f"sha256 {obj.token_checksum[:8]}…" if obj is not None else ""
 
 
 class SchoolOrganisationIdInline(admin.TabularInline):

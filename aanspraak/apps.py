@@ -6,4 +6,6 @@ class AanspraakConfig(AppConfig):
     verbose_name = "Parties, schools and access"
 
     def ready(self) -> None:
-        from . import checks, lookups  # noqa: F401  (register the checks and ``field__any``)
+        from . import checks, logs, lookups  # noqa: F401  (register the checks and ``field__any``)
+
+        logs.install()  # no credential in any log record (aanspraak/logs.py)

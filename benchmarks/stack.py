@@ -149,6 +149,8 @@ def production_env(database_url: str, broker_url: str) -> dict[str, str]:
         DATABASE_URL=database_url,
         CELERY_BROKER_URL=broker_url,
         HUB_LOG_LEVEL="WARNING",
+        # Plain HTTP on loopback, no proxy: no redirect to https (docs/operations.md).
+        HUB_SSL_REDIRECT="off",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -58,9 +58,23 @@ else:
     SECRET_KEY = SECRET_KEY or "dev-only-insecure-key-do-not-use-in-production"
     ALLOWED_HOSTS = ALLOWED_HOSTS or ["localhost", "127.0.0.1", "[::1]", "testserver"]
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if PRODUCTION else None
-SESSION_COOKIE_SECURE = PRODUCTION
-CSRF_COOKIE_SECURE = PRODUCTION
+# HTTPS (docs/operations.md, "HTTPS and the proxy"; ``manage.py check --deploy`` is clean in
+# production, tests/aanspraak/test_deploy_checks.py). The defaults follow HUB_ENV; each can be
+# set on its own. HUB_BEHIND_TLS_PROXY=1: a proxy in front terminates TLS and sets
+# X-Forwarded-Proto (overwriting what the client sent), so the hub trusts that header for
+# "is this request https". Off, the header is ignored: a client could set it itself.
+HUB_BEHIND_TLS_PROXY = env.bool("HUB_BEHIND_TLS_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HUB_BEHIND_TLS_PROXY else None
+# Plain-HTTP requests are redirected to https (behind a proxy that needs HUB_BEHIND_TLS_PROXY,
+# else every request looks plain and loops); off when the proxy redirects itself.
+SECURE_SSL_REDIRECT = env.bool("HUB_SSL_REDIRECT", default=PRODUCTION)
+# Strict-Transport-Security: a year, for the hub's host and its subdomains, preload-ready.
+SECURE_HSTS_SECONDS = env.int("HUB_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HUB_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("HUB_HSTS_PRELOAD", default=PRODUCTION)
+# The admin's session and CSRF cookies travel over https only.
+SESSION_COOKIE_SECURE = env.bool("HUB_SECURE_COOKIES", default=PRODUCTION)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # Where the embedded default keeps its SQLite file and broker folders.
 HUB_DATA_DIR = env("HUB_DATA_DIR", cast=Path, default=BASE_DIR / "var")
@@ -183,9 +197,26 @@ OAUTH2_PROVIDER_APPLICATION_MODEL = "aanspraak.Client"
 OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("HUB_TOKEN_LIFETIME", default=3600),
     "SCOPES_BACKEND_CLASS": "aanspraak.scopes.ChainScopes",
-    "PKCE_REQUIRED": False,
     # private_key_jwt next to the client secret (aanspraak/services/client_assertions.py).
     "OAUTH2_VALIDATOR_CLASS": "aanspraak.api.oauth_validator.HubOAuth2Validator",
+    # RFC 9700 (the OAuth 2.0 Security BCP), DOT's deploy checks oauth2_provider.W001-W010: the
+    # compliant behaviour everywhere, none silenced (docs/security.md, "Production"). Tokens
+    # are stored as their SHA-256 only (the token column stays empty; the hub's bearer lookup
+    # uses the checksum, aanspraak/api/authentication.py), and a token in the query string is
+    # refused. The hub serves only client_credentials (config/urls.py routes no authorization
+    # endpoint, clients are registered for that grant alone), so the gates of the other grants
+    # (implicit, password, PKCE, redirect URIs, the authorization response's iss, refresh
+    # tokens) change nothing it does; they are set so that a grant enabled by mistake is
+    # refused, and so that the checks stay clean without silencing any.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "PKCE_REQUIRED": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https"],
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
 }
 # private_key_jwt: the audience a client assertion must name (default: the token endpoint's
 # URL as the client called it); a jwksUri's fetch timeout and how long its keys are kept.

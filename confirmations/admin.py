@@ -1,4 +1,5 @@
-"""Admin for received confirmations and activations."""
+"""Admin for received confirmations and activations, with who asked for the request each
+answers."""
 
 from django.contrib import admin
 
@@ -19,9 +20,16 @@ class ConfirmationAdmin(RecordAdmin):
         "state",
         "processed_timestamp",
         "received_at",
+        "requested_by",
     ]
     list_filter = ["state", "kind", "sender", "new_entitlement_status", "new_url_status"]
     search_fields = ["receive_id", "reference_id", "entitlement_ref", "product_id"]
-    list_select_related = ["sender"]
+    list_select_related = ["sender", "message"]
     raw_id_fields = ["entitlement", "message", "client"]
-    readonly_fields = ["received_at", "decided_at"]
+    readonly_fields = ["received_at", "decided_at", "requested_by"]
+
+    @admin.display(description="request asked by")
+    def requested_by(self, confirmation: Confirmation) -> str:
+        """The staff user whose admin action made the request this answers (docs/security.md,
+        "Audit"); empty when the hub made it itself."""
+        return confirmation.message.requested_by if confirmation.message else ""

@@ -130,6 +130,7 @@ class OutboundMessageAdmin(RecordAdmin):
         "state",
         "attempt_count",
         "created_at",
+        "requested_by",
     ]
     list_filter = ["state", "kind", "recipient"]
     search_fields = [
@@ -138,6 +139,7 @@ class OutboundMessageAdmin(RecordAdmin):
         # Requests link to their order through the entitlement; seller confirmations directly.
         "entitlement__delivery_order__delivery_order_id",
         "delivery_order__delivery_order_id",
+        "requested_by",
     ]
     list_select_related = ["recipient"]
     raw_id_fields = ["entitlement", "delivery_order", "intake"]
@@ -176,7 +178,7 @@ class StatusEventAdmin(RecordAdmin):
 def resend_selected(modeladmin, request, queryset):
     from .services.resend import resend_messages
 
-    count = resend_messages(queryset)
+    count = resend_messages(queryset, requested_by=request.user.get_username())
     modeladmin.message_user(request, f"{count} message(s) queued to be sent again.")
 
 
@@ -186,7 +188,13 @@ def _propose(modeladmin, request, queryset, status: str) -> None:
     from .services.cancel import propose_end
     from .statuses import EventCause
 
-    result = propose_end(queryset, status, timezone.localdate(), EventCause.ADMIN)
+    result = propose_end(
+        queryset,
+        status,
+        timezone.localdate(),
+        EventCause.ADMIN,
+        requested_by=request.user.get_username(),
+    )
     modeladmin.message_user(
         request,
         f"Proposed {status} (endDate today) for {result.proposed} entitlement(s) in "

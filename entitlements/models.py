@@ -289,6 +289,11 @@ class OutboundMessage(models.Model):
     # name their columns get it too.
     queued_at = models.DateTimeField(db_default=Now())
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Who, by name, made the hub send it (docs/security.md, "Audit"): the staff user whose
+    # admin action proposed it (cancel, block), and who last re-sent it; empty when the hub
+    # sent it on its own. Names, not foreign keys: kept when the account is gone.
+    requested_by = models.CharField(max_length=150, blank=True, db_default="")
+    resent_by = models.CharField(max_length=150, blank=True, db_default="")
 
     class Meta:
         constraints = [

@@ -9,8 +9,9 @@ at most ``HUB_TOKEN_CACHE_SECONDS``. The bound, as docs/api.md#authentication st
   (signals); in any other process it keeps working for at most ``HUB_TOKEN_CACHE_SECONDS``;
 - ``HUB_TOKEN_CACHE_SECONDS=0`` turns the cache off (one query per request).
 
-Anything but a plain ``Authorization: Bearer <token>`` header (a token in the query string,
-say), and tokens restricted to a resource (RFC 8707), take DOT's own path, uncached.
+Anything but a plain ``Authorization: Bearer <token>`` header, and tokens restricted to a
+resource (RFC 8707), take DOT's own path, uncached; DOT refuses a token in the query string
+(RFC 9700 §4.3.2, docs/security.md, "Production").
 """
 
 from __future__ import annotations

@@ -69,12 +69,15 @@ def propose_end(
     status: str,
     end_date: dt.date,
     cause: str,
+    requested_by: str = "",
 ) -> Proposal:
     """Propose ``status`` (cancelled or blocked) with ``end_date`` for every entitlement of
     the queryset that can still take it and has no such proposal yet. Set-based: a constant
     number of queries whatever the size of the selection. Dispatch is woken after commit.
     ``cause`` (an EventCause: intake, admin) goes to the log; the StatusEvents are written
-    when the parties confirm."""
+    when the parties confirm. ``requested_by``, the name of the staff user of an admin action,
+    is kept on every message proposed, so that the status events of the confirmations that
+    answer them lead back to that user (docs/security.md, "Audit")."""
     if status not in PROPOSABLE_FROM:
         raise ValueError(f"can only propose {', '.join(PROPOSABLE_FROM)}, not {status}")
     if end_date is None:
@@ -109,34 +112,42 @@ def propose_end(
         def messages():
             for pk, licensor_pk in rows:
                 result.recipients.add(licensor_pk)
-                yield request_row(
-                    recipient_id=licensor_pk,
-                    entitlement_pk=pk,
-                    entitlement_status=status,
-                    url_status=None,
-                    end_date=end_date,
-                    now=now,
+                yield (
+                    *request_row(
+                        recipient_id=licensor_pk,
+                        entitlement_pk=pk,
+                        entitlement_status=status,
+                        url_status=None,
+                        end_date=end_date,
+                        now=now,
+                    ),
+                    requested_by,
                 )
                 for portal_pk in portals_of.get(pk, ()):
                     result.recipients.add(portal_pk)
-                    yield request_row(
-                        recipient_id=portal_pk,
-                        entitlement_pk=pk,
-                        entitlement_status=None,
-                        url_status=status,
-                        end_date=end_date,
-                        now=now,
+                    yield (
+                        *request_row(
+                            recipient_id=portal_pk,
+                            entitlement_pk=pk,
+                            entitlement_status=None,
+                            url_status=status,
+                            end_date=end_date,
+                            now=now,
+                        ),
+                        requested_by,
                     )
 
-        result.messages = insert_rows(OutboundMessage, MESSAGE_FIELDS, messages())
+        fields = (*MESSAGE_FIELDS, "requested_by")
+        result.messages = insert_rows(OutboundMessage, fields, messages())
         result.proposed = len(rows)
         log.info(
-            "proposed %s (endDate %s) for %d entitlements in %d messages (cause %s)",
+            "proposed %s (endDate %s) for %d entitlements in %d messages (cause %s%s)",
             status,
             end_date,
             result.proposed,
             result.messages,
             cause,
+            f", by {requested_by}" if requested_by else "",
         )
         outbox.wake_after_commit(result.recipients)
     return result

@@ -15,6 +15,7 @@ from oauth2_provider.models import AccessToken
 
 from aanspraak.api.token import TokenView
 from tests.support.factories import make_order
+from tests.support.tokens import token_rows
 
 TOKEN_URL = "/oauth2/token/"
 READ_URL = "/entitlements/deliveryorder/{}"
@@ -104,7 +105,7 @@ def test_token_lifetime_is_configurable(registry, settings):
         if hasattr(TokenView, "_oauthlib_core"):
             del TokenView._oauthlib_core
     assert response.json()["expires_in"] == 120
-    token = AccessToken.objects.get(token=response.json()["access_token"])
+    token = token_rows(response.json()["access_token"]).get()
     remaining = (token.expires - timezone.now()).total_seconds()
     assert 100 < remaining <= 120
 
@@ -157,7 +158,7 @@ def test_other_clients_token_sees_only_that_clients_data(registry):
 def test_expired_token_is_401(registry):
     order = make_order(registry, 1)
     token = request_token("oost-seller", "oost-seller-secret").json()["access_token"]
-    AccessToken.objects.filter(token=token).update(expires=timezone.now() - dt.timedelta(seconds=1))
+    token_rows(token).update(expires=timezone.now() - dt.timedelta(seconds=1))
     response = read(token, order.delivery_order_id)
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
@@ -168,7 +169,7 @@ def test_revoked_token_is_401(registry):
     order = make_order(registry, 1)
     token = request_token("oost-seller", "oost-seller-secret").json()["access_token"]
     assert read(token, order.delivery_order_id).status_code == 200
-    AccessToken.objects.get(token=token).revoke()
+    token_rows(token).get().revoke()
     response = read(token, order.delivery_order_id)
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")

@@ -15,6 +15,7 @@ from aanspraak.models import Client
 from aanspraak.services.client_assertions import ASSERTION_TYPE
 from aanspraak.services.registry import RegistryError, load_registry
 from tests.support.factories import REGISTRY
+from tests.support.tokens import token_rows
 
 pytestmark = pytest.mark.django_db
 KEY = RSAKey.generate_key(2048, parameters={"kid": "noord-1"}, private=True)
@@ -46,7 +47,7 @@ def secret_token() -> HttpClient:
 def test_active_false_in_a_reloaded_file_revokes_the_client_and_its_tokens():
     load_registry(REGISTRY)
     token = secret_token().json()["access_token"]
-    assert AccessToken.objects.filter(token=token).exists()
+    assert token_rows(token).exists()
 
     load_registry(registry_with(active=False))
     assert not Client.objects.get(client_id="noord-lr").active
