@@ -134,6 +134,8 @@ def test_party_secret_is_write_only(admin_browser):
         "endpoint_base_url": "http://127.0.0.1:9101",
         "endpoint_token_url": "",
         "endpoint_client_id": "hub",
+        "endpoint_auth_method": "client_secret_basic",
+        "endpoint_algorithm": "RS256",
         "new_endpoint_client_secret": "brand-new",
         "clients-TOTAL_FORMS": "1",
         "clients-INITIAL_FORMS": "1",
