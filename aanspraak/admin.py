@@ -10,6 +10,14 @@ from .keys import KeyProblem, load_private_key
 from .models import Client, Consent, Party, Product, School, SchoolOrganisationId, WorkerHeartbeat
 
 
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value: a form shown again after an error must not put
+    the submitted key back into the page (as ``PasswordInput(render_value=False)`` does)."""
+
+    def format_value(self, value):
+        return None
+
+
 class PartyForm(forms.ModelForm):
     # Write-only: an empty field keeps the stored secret.
     new_endpoint_client_secret = forms.CharField(
@@ -21,7 +29,7 @@ class PartyForm(forms.ModelForm):
     new_endpoint_private_key = forms.CharField(
         label="Endpoint private key",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "autocomplete": "off"}),
+        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off"}),
         help_text="private_key_jwt: the hub's PEM private key. Leave empty to keep the stored "
         "key. Never displayed.",
     )
