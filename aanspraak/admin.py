@@ -1,14 +1,24 @@
 """Admin for parties, clients, access tokens, schools, consent and products. Secrets are never
-shown: the hub's credentials towards a party are write-only, client secrets are hashed and
-excluded, access tokens are stored as their SHA-256 and shown by a prefix of it
-(docs/security.md, "Secrets")."""
+shown: the hub's credentials towards a party (secret, private key) are write-only, client
+secrets are hashed and excluded, access tokens are stored as their SHA-256 and shown by a
+prefix of it (docs/security.md, "Secrets")."""
 
 from django import forms
 from django.contrib import admin
 from oauth2_provider.admin import AccessTokenAdmin as DotAccessTokenAdmin
 from oauth2_provider.models import AccessToken, Grant, IDToken, RefreshToken
 
+from .choices import EndpointAuthMethod
+from .keys import KeyProblem, load_private_key
 from .models import Client, Consent, Party, Product, School, SchoolOrganisationId, WorkerHeartbeat
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value: a form shown again after an error must not put
+    the submitted key back into the page (as ``PasswordInput(render_value=False)`` does)."""
+
+    def format_value(self, value):
+        return None
 
 
 class PartyForm(forms.ModelForm):
@@ -19,15 +29,43 @@ class PartyForm(forms.ModelForm):
         widget=forms.PasswordInput(render_value=False),
         help_text="Leave empty to keep the stored secret. Never displayed.",
     )
+    new_endpoint_private_key = forms.CharField(
+        label="Endpoint private key",
+        required=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 4, "autocomplete": "off"}),
+        help_text="private_key_jwt: the hub's PEM private key. Leave empty to keep the stored "
+        "key. Never displayed.",
+    )
 
     class Meta:
         model = Party
-        exclude = ["endpoint_client_secret"]
+        exclude = ["endpoint_client_secret", "endpoint_private_key"]
+
+    def clean(self):
+        """A new key must fit the algorithm; private_key_jwt needs a key (docs/registry.md)."""
+        cleaned = super().clean()
+        method = cleaned.get("endpoint_auth_method")
+        algorithm = cleaned.get("endpoint_algorithm")
+        key = cleaned.get("new_endpoint_private_key") or (
+            self.instance.endpoint_private_key
+            if method == EndpointAuthMethod.PRIVATE_KEY_JWT
+            else ""
+        )
+        if method == EndpointAuthMethod.PRIVATE_KEY_JWT and not key:
+            self.add_error("new_endpoint_private_key", "private_key_jwt needs a private key")
+        elif key and algorithm:
+            try:
+                load_private_key(key, algorithm)
+            except KeyProblem as exc:
+                self.add_error("new_endpoint_private_key", f"the key {exc}")
+        return cleaned
 
     def save(self, commit=True):
         party = super().save(commit=False)
         if self.cleaned_data.get("new_endpoint_client_secret"):
             party.endpoint_client_secret = self.cleaned_data["new_endpoint_client_secret"]
+        if self.cleaned_data.get("new_endpoint_private_key"):
+            party.endpoint_private_key = self.cleaned_data["new_endpoint_private_key"]
         if commit:
             party.save()
         return party

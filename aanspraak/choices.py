@@ -1,5 +1,6 @@
 """Enumerations shared across the hub: roles, OAuth2 scopes, the seeds' identifier types, the
-chain's functional status codes and the outcome of an outbound attempt."""
+chain's functional status codes, how the hub authenticates towards a party and the outcome of
+an outbound attempt."""
 
 from enum import IntEnum
 
@@ -46,6 +47,23 @@ class UserIdType(models.TextChoices):
     NEPRI = "NEPRI"
     ASI = "ASI"
     ECKID = "eckId"
+
+
+class EndpointAuthMethod(models.TextChoices):
+    """How the hub authenticates at a party's token endpoint (registry ``endpoint.authMethod``,
+    docs/registry.md)."""
+
+    CLIENT_SECRET_BASIC = "client_secret_basic", "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post", "client_secret_post"
+    PRIVATE_KEY_JWT = "private_key_jwt", "private_key_jwt"
+
+
+class SigningAlgorithm(models.TextChoices):
+    """What the hub signs its client assertions with (registry ``endpoint.algorithm``)."""
+
+    RS256 = "RS256", "RS256"
+    PS256 = "PS256", "PS256"
+    ES256 = "ES256", "ES256"
 
 
 class AttemptOutcome(models.TextChoices):

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from oauth2_provider.models import AbstractApplication
 
-from .choices import OrganisationIdType, Role
+from .choices import EndpointAuthMethod, OrganisationIdType, Role, SigningAlgorithm
 from .fields import EncryptedTextField
 from .rates import RATE_PATTERN
 
@@ -31,6 +31,21 @@ class Party(models.Model):
     endpoint_token_url = models.URLField(max_length=500, blank=True)
     endpoint_client_id = models.CharField(max_length=200, blank=True)
     endpoint_client_secret = EncryptedTextField(blank=True)
+    # How the hub authenticates at endpoint_token_url (docs/registry.md, docs/security.md):
+    # with the secret, or with assertions signed by this private key (PEM, encrypted at rest
+    # like the secret).
+    endpoint_auth_method = models.CharField(
+        max_length=30,
+        choices=EndpointAuthMethod.choices,
+        default=EndpointAuthMethod.CLIENT_SECRET_BASIC,
+    )
+    endpoint_private_key = EncryptedTextField(blank=True)
+    endpoint_key_id = models.CharField(
+        max_length=200, blank=True, help_text="The kid of the hub's assertions (``keyId``)."
+    )
+    endpoint_algorithm = models.CharField(
+        max_length=10, choices=SigningAlgorithm.choices, default=SigningAlgorithm.RS256
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -53,6 +68,14 @@ class Party(models.Model):
             models.CheckConstraint(
                 condition=Q(is_portal=True) | Q(portal_id__isnull=True),
                 name="party_portal_id_only_for_portals",
+            ),
+            models.CheckConstraint(
+                condition=Q(endpoint_auth_method__in=EndpointAuthMethod.values),
+                name="party_endpoint_auth_method_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(endpoint_algorithm__in=SigningAlgorithm.values),
+                name="party_endpoint_algorithm_valid",
             ),
         ]
 

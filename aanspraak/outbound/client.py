@@ -3,8 +3,12 @@ a token URL, an OAuth2 client-credentials bearer token cached until it expires.
 
 Token handling is Authlib's (``authlib.integrations.httpx_client.OAuth2Client`` with
 ``grant_type=client_credentials``): the token is fetched on first use and fetched again when
-it is about to expire. One client per endpoint and process keeps the connection pool and the
-token; it is thread-safe, so a batch can be sent concurrently from a thread pool.
+it is about to expire. The hub authenticates at the party's token endpoint as the registry
+file says (``endpoint.authMethod``, docs/registry.md): with its secret (``client_secret_basic``,
+``client_secret_post``) or with a signed assertion (``private_key_jwt``,
+:mod:`aanspraak.outbound.assertions`). One client per endpoint and process keeps the
+connection pool and the token; it is thread-safe, so a batch can be sent concurrently from a
+thread pool.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ import httpx
 from authlib.integrations.httpx_client import OAuth2Client
 from django.conf import settings
 
+from aanspraak.choices import EndpointAuthMethod, SigningAlgorithm
+
+from .assertions import HubPrivateKeyJWT
 from .policy import AttemptOutcome, classify, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -32,7 +39,8 @@ TOKEN_LEEWAY_SECONDS = 30
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where and how to reach a party's API. The secret never appears in ``repr``."""
+    """Where and how to reach a party's API. The secret and the private key never appear in
+    ``repr``."""
 
     base_url: str
     token_url: str = ""
@@ -40,11 +48,33 @@ class Endpoint:
     client_secret: str = field(default="", repr=False)
     scope: str = ""
     name: str = ""
+    auth_method: str = EndpointAuthMethod.CLIENT_SECRET_BASIC
+    private_key: str = field(default="", repr=False)  # PEM, for private_key_jwt
+    key_id: str = ""
+    algorithm: str = SigningAlgorithm.RS256
 
     @functools.cached_property
     def cache_key(self) -> tuple:
-        digest = hashlib.sha256(self.client_secret.encode()).hexdigest()
-        return (self.base_url, self.token_url, self.client_id, digest, self.scope)
+        # Digests, not the credentials: a changed secret or key makes a new session (and
+        # token), and the key of the sessions dict holds nothing secret.
+        secret = hashlib.sha256(self.client_secret.encode()).hexdigest()
+        key = hashlib.sha256(self.private_key.encode()).hexdigest()
+        return (
+            self.base_url,
+            self.token_url,
+            self.client_id,
+            secret,
+            self.scope,
+            self.auth_method,
+            key,
+            self.key_id,
+            self.algorithm,
+        )
+
+    @property
+    def signs_assertions(self) -> bool:
+        """Authenticates at the token endpoint with private_key_jwt."""
+        return self.auth_method == EndpointAuthMethod.PRIVATE_KEY_JWT
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
@@ -58,6 +88,10 @@ def endpoint_for_party(party) -> Endpoint:
         client_id=party.endpoint_client_id or "",
         client_secret=party.endpoint_client_secret or "",
         name=party.name,
+        auth_method=party.endpoint_auth_method or EndpointAuthMethod.CLIENT_SECRET_BASIC,
+        private_key=party.endpoint_private_key or "",
+        key_id=party.endpoint_key_id or "",
+        algorithm=party.endpoint_algorithm or SigningAlgorithm.RS256,
     )
 
 
@@ -92,18 +126,31 @@ class _Session:
         self.lock = threading.Lock()
         headers = {"Accept": "application/json", "User-Agent": "aanspraakmanager"}
         if endpoint.token_url:
-            self.http: httpx.Client = OAuth2Client(
+            client = OAuth2Client(
                 client_id=endpoint.client_id,
-                client_secret=endpoint.client_secret,
+                # With private_key_jwt no secret goes anywhere: the key signs (below).
+                client_secret=None if endpoint.signs_assertions else endpoint.client_secret,
                 scope=endpoint.scope or None,
                 token_endpoint=endpoint.token_url,
                 grant_type="client_credentials",
-                token_endpoint_auth_method="client_secret_basic",
+                token_endpoint_auth_method=endpoint.auth_method,
                 leeway=TOKEN_LEEWAY_SECONDS,
                 timeout=_timeout(),
                 limits=_limits(),
                 headers=headers,
             )
+            if endpoint.signs_assertions:
+                # Registered under the name token_endpoint_auth_method gives: Authlib signs
+                # a fresh assertion for every token request with it.
+                client.register_client_auth_method(
+                    HubPrivateKeyJWT(
+                        endpoint.token_url,
+                        endpoint.private_key,
+                        endpoint.algorithm,
+                        endpoint.key_id,
+                    )
+                )
+            self.http: httpx.Client = client
         else:
             self.http = httpx.Client(timeout=_timeout(), limits=_limits(), headers=headers)
 

@@ -20,6 +20,7 @@ from django.contrib.auth.hashers import check_password
 from django.db import transaction
 from oauth2_provider.models import AccessToken
 
+from aanspraak.choices import EndpointAuthMethod, SigningAlgorithm
 from aanspraak.models import Client, Consent, Party, Product, School, SchoolOrganisationId
 from aanspraak.selectors.schools import find_school
 
@@ -70,14 +71,16 @@ def read_registry_file(path: str | Path) -> dict:
     return data
 
 
-def validate_registry(data: dict) -> list[str]:
+def validate_registry(data: dict, base_dir: str | Path | None = None) -> list[str]:
     """Every problem of the file, each prefixed with the path of its key."""
-    return check_registry(data).problems
+    return check_registry(data, base_dir).problems
 
 
-def load_registry(data: dict) -> RegistryReport:
-    """Validate ``data`` fully, then upsert it in one transaction. Raises RegistryError."""
-    checked = check_registry(data)
+def load_registry(data: dict, *, base_dir: str | Path | None = None) -> RegistryReport:
+    """Validate ``data`` fully, then upsert it in one transaction. Raises RegistryError.
+    ``base_dir`` is the registry file's folder: a relative ``privateKeyFile`` is read from
+    there (else from the current folder)."""
+    checked = check_registry(data, base_dir)
     if checked.problems:
         raise RegistryError(checked.problems)
     report = RegistryReport()
@@ -124,6 +127,12 @@ def _upsert_party(entry: dict, report: RegistryReport) -> Party:
         endpoint_token_url=endpoint.get("tokenUrl") or "",
         endpoint_client_id=endpoint.get("clientId") or "",
         endpoint_client_secret=endpoint.get("clientSecret") or "",
+        # A privateKeyFile's text was read into privateKey by the check: the key is stored
+        # (encrypted), so a reload after the file changed is what changes it.
+        endpoint_auth_method=endpoint.get("authMethod") or EndpointAuthMethod.CLIENT_SECRET_BASIC,
+        endpoint_private_key=endpoint.get("privateKey") or "",
+        endpoint_key_id=endpoint.get("keyId") or "",
+        endpoint_algorithm=endpoint.get("algorithm") or SigningAlgorithm.RS256,
     )
     party = Party.objects.filter(name=entry["name"]).first()
     created = party is None

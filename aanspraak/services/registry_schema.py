@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -24,97 +25,18 @@ from aanspraak.models import Client, Party
 from aanspraak.rates import parse_rate
 from aanspraak.selectors.schools import AmbiguousSchool, find_school
 
-UNKNOWN_KEY = "unknown key"
-
-
-def _messages(text: str, *keys: str) -> dict[str, str]:
-    """The same message for several of a field's error keys."""
-    return dict.fromkeys(keys or ("required", "null", "blank", "invalid"), text)
-
-
-class Strict(serializers.Serializer):
-    """A mapping with exactly the declared keys: an unknown key is a problem, so a misspelt
-    key never silently does nothing."""
-
-    default_error_messages = _messages("must be a mapping", "invalid", "null")
-
-    def to_internal_value(self, data):
-        unknown = {}
-        if isinstance(data, Mapping):
-            unknown = {str(key): [UNKNOWN_KEY] for key in data if key not in self.fields}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            raise serializers.ValidationError({**unknown, **exc.detail}) from exc
-        if unknown:
-            raise serializers.ValidationError(unknown)
-        return value
-
-
-class Text(serializers.CharField):
-    """A non-empty string, kept as written (a YAML number is not a name)."""
-
-    default_error_messages = _messages("must be a non-empty string")
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("trim_whitespace", False)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str) or not data.strip():
-            self.fail("invalid")
-        return data
-
-
-class Identifier(Text):
-    """A code such as a productId: a non-empty string, or a YAML number read as its digits."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, int) and not isinstance(data, bool):
-            data = str(data)
-        return super().to_internal_value(data)
-
-
-class HttpUrl(Text):
-    default_error_messages = _messages("must be an http(s) URL")
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str) or not data.startswith(("http://", "https://")):
-            self.fail("invalid")
-        return data
+from .registry_endpoint import EndpointSerializer
+from .registry_fields import UNKNOWN_KEY, Boolean, HttpUrl, Identifier, Strict, Text, messages
 
 
 def _list_of(child, what: str, **kwargs) -> serializers.ListField:
     """A list field; ``what`` is the message for a missing, null or non-list value."""
     keys = ("not_a_list", "empty") + (("required", "null") if kwargs.get("required", True) else ())
-    return serializers.ListField(child=child, error_messages=_messages(what, *keys), **kwargs)
+    return serializers.ListField(child=child, error_messages=messages(what, *keys), **kwargs)
 
 
 def _optional_list_of(child) -> serializers.ListField:
     return _list_of(child, "must be a list", required=False, allow_null=True)
-
-
-class EndpointSerializer(Strict):
-    baseUrl = HttpUrl(error_messages=_messages("required in an endpoint", "required", "null"))
-    tokenUrl = HttpUrl(required=False, allow_null=True)
-    clientId = Text(required=False)
-    clientSecret = Text(required=False)
-
-    def validate(self, attrs):
-        if attrs.get("tokenUrl") and not (attrs.get("clientId") and attrs.get("clientSecret")):
-            raise serializers.ValidationError("tokenUrl needs clientId and clientSecret")
-        return attrs
-
-
-class Boolean(serializers.BooleanField):
-    """``true`` or ``false`` as YAML and JSON write them (not "no", 0 or "off")."""
-
-    default_error_messages = _messages("must be true or false")
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
 
 
 class RateLimit(Text):
@@ -150,7 +72,7 @@ class PublicKeys(serializers.DictField):
 class ClientSerializer(Strict):
     """A client of the hub: a secret, or public keys for private_key_jwt (docs/registry.md)."""
 
-    clientId = Text(error_messages=_messages("required"))
+    clientId = Text(error_messages=messages("required"))
     clientSecret = Text(required=False)
     jwks = PublicKeys(required=False)
     jwksUri = HttpUrl(required=False)
@@ -179,7 +101,7 @@ class ClientSerializer(Strict):
 
 
 class PartySerializer(Strict):
-    name = Text(error_messages=_messages("required, a non-empty string"))
+    name = Text(error_messages=messages("required, a non-empty string"))
     roles = _list_of(
         serializers.ChoiceField(
             Role.choices, error_messages={"invalid_choice": "unknown role {input!r}"}
@@ -189,7 +111,7 @@ class PartySerializer(Strict):
     )
     portalId = Text(required=False, allow_null=True)
     endpoint = EndpointSerializer(required=False, allow_null=True)
-    products = _optional_list_of(Identifier(error_messages=_messages("must be a productId")))
+    products = _optional_list_of(Identifier(error_messages=messages("must be a productId")))
     clients = ClientSerializer(
         many=True, required=False, allow_null=True, error_messages={"not_a_list": "must be a list"}
     )
@@ -222,10 +144,10 @@ class PartySerializer(Strict):
 
 
 class OrganisationIdSerializer(Strict):
-    organisationId = Identifier(error_messages=_messages("required"))
+    organisationId = Identifier(error_messages=messages("required"))
     organisationIdType = serializers.ChoiceField(
         OrganisationIdType.choices,
-        error_messages=_messages(
+        error_messages=messages(
             f"one of {', '.join(OrganisationIdType.values)}", "required", "null", "invalid_choice"
         ),
     )
@@ -237,7 +159,7 @@ class SchoolSerializer(Strict):
         many=True, required=False, allow_null=True, error_messages={"not_a_list": "must be a list"}
     )
     name = serializers.CharField(required=False, allow_null=True, allow_blank=True)
-    consents = _optional_list_of(Text(error_messages=_messages("must be a party's name")))
+    consents = _optional_list_of(Text(error_messages=messages("must be a party's name")))
     administration = Text(required=False, allow_null=True)
 
     def validate(self, attrs):
@@ -293,9 +215,10 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
-def check_registry(data: Mapping) -> CheckedRegistry:
+def check_registry(data: Mapping, base_dir: str | Path | None = None) -> CheckedRegistry:
     """Every problem of the registry file ``data``, each prefixed with the path of its key;
-    the validated parties and schools when there are none."""
+    the validated parties and schools when there are none. ``base_dir``: the file's folder,
+    which relative paths in it (``endpoint.privateKeyFile``) are relative to."""
     checked = CheckedRegistry()
     top = RegistryFileSerializer(data=data)
     if not top.is_valid():
@@ -315,7 +238,7 @@ def check_registry(data: Mapping) -> CheckedRegistry:
         base = f"parties[{i}] ({name})" if _is_text(name) else f"parties[{i}]"
         if _is_text(name):
             roles_by_name[name] = None
-        party = PartySerializer(data=entry)
+        party = PartySerializer(data=entry, context={"base_dir": base_dir})
         if party.is_valid():
             valid.append((i, party.validated_data))
             roles_by_name[name] = set(party.validated_data["roles"])

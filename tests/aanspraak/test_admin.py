@@ -134,6 +134,8 @@ def test_party_secret_is_write_only(admin_browser):
         "endpoint_base_url": "http://127.0.0.1:9101",
         "endpoint_token_url": "",
         "endpoint_client_id": "hub",
+        "endpoint_auth_method": "client_secret_basic",
+        "endpoint_algorithm": "RS256",
         "new_endpoint_client_secret": "brand-new",
         "clients-TOTAL_FORMS": "1",
         "clients-INITIAL_FORMS": "1",
@@ -177,3 +179,45 @@ def test_records_are_view_only_but_actions_work(admin_browser):
     )
     assert response.status_code == 302
     assert entitlement.messages.filter(proposed_entitlement_status="cancelled").exists()
+
+
+def test_party_private_key_is_write_only_and_checked(admin_browser):
+    from tests.support.keys import ec_pem, key_material, rsa_pem
+
+    party = Party.objects.get(name="Uitgeverij Noord")
+    url = reverse("admin:aanspraak_party_change", args=[party.pk])
+    data = {
+        "name": party.name,
+        "is_licensor": "on",
+        "endpoint_base_url": "http://127.0.0.1:9101",
+        "endpoint_token_url": "http://127.0.0.1:9101/oauth2/token",
+        "endpoint_client_id": "hub",
+        "endpoint_auth_method": "private_key_jwt",
+        "endpoint_algorithm": "ES256",
+        "endpoint_key_id": "hub-ec",
+        "new_endpoint_private_key": rsa_pem(),
+        "clients-TOTAL_FORMS": "1",
+        "clients-INITIAL_FORMS": "1",
+        "clients-MIN_NUM_FORMS": "0",
+        "clients-MAX_NUM_FORMS": "1000",
+        "clients-0-id": str(party.clients.first().pk),
+        "clients-0-party": str(party.pk),
+    }
+    refused = admin_browser.post(url, data)  # an RSA key for ES256
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "ES256 needs an EC key on P-256" in page
+    assert not any(line in page for line in key_material(rsa_pem()))
+    data["new_endpoint_private_key"] = ""  # and none stored yet
+    assert "private_key_jwt needs a private key" in admin_browser.post(url, data).content.decode()
+
+    data["new_endpoint_private_key"] = ec_pem()
+    assert admin_browser.post(url, data).status_code == 302
+    party.refresh_from_db()
+    assert party.endpoint_private_key == ec_pem().strip() and party.endpoint_key_id == "hub-ec"
+    page = admin_browser.get(url).content.decode()
+    assert not any(line in page for line in key_material(ec_pem()))
+    data["new_endpoint_private_key"] = ""  # an empty field keeps the stored key
+    assert admin_browser.post(url, data).status_code == 302
+    party.refresh_from_db()
+    assert party.endpoint_private_key == ec_pem().strip()

@@ -1,6 +1,7 @@
 """Real HTTP servers on loopback that play another party in tests: they record what they
 receive and answer as told (200, 503, 429 with Retry-After, 400, slow), and can serve an
-OAuth2 client-credentials token endpoint."""
+OAuth2 client-credentials token endpoint (HTTP Basic by default; any client authentication a
+test checks itself with ``authenticate_client``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import secrets
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,7 +37,8 @@ class LoopbackParty:
     """A threaded HTTP server on 127.0.0.1 with a free port. ``answer(received) -> Answer``
     decides each reply (default 200). ``/oauth2/token`` issues bearer tokens that live
     ``token_lifetime`` seconds; requests with another bearer token can be refused with
-    ``require_token=True``."""
+    ``require_token=True``. ``authenticate_client(received) -> refusal or None`` replaces the
+    token endpoint's check for HTTP Basic credentials."""
 
     def __init__(self, answer: Callable[[Received], Answer] | None = None):
         self.answer = answer or (lambda r: Answer())
@@ -44,6 +47,7 @@ class LoopbackParty:
         self.tokens: set[str] = set()
         self.token_lifetime = 3600
         self.require_token = False
+        self.authenticate_client: Callable[[Received], str | None] | None = None
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
@@ -112,9 +116,14 @@ class LoopbackParty:
     def _token(self, handler, received: Received) -> None:
         with self.lock:
             self.token_requests.append(received)
-        auth = handler.headers.get("Authorization", "")
-        if not auth.startswith("Basic "):
-            self._reply(handler, Answer(401, {"error": "invalid_client"}))
+        if self.authenticate_client is not None:
+            refusal = self.authenticate_client(received)
+        else:
+            auth = handler.headers.get("Authorization", "")
+            refusal = None if auth.startswith("Basic ") else "no client credentials"
+        if refusal is not None:
+            answer = {"error": "invalid_client", "error_description": refusal}
+            self._reply(handler, Answer(401, answer))
             return
         token = secrets.token_urlsafe(16)
         with self.lock:
@@ -132,6 +141,12 @@ class LoopbackParty:
         raw = base64.b64decode(received.headers["Authorization"].removeprefix("Basic "))
         client_id, _, secret = raw.decode().partition(":")
         return client_id, secret
+
+    @staticmethod
+    def form(received: Received) -> dict[str, str]:
+        """The fields of a form-encoded request body (a token request)."""
+        raw = (received.body or {}).get("_form", "") if isinstance(received.body, dict) else ""
+        return dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
 
     @staticmethod
     def _reply(handler, answer: Answer) -> None:

@@ -1,6 +1,8 @@
 """``python manage.py load_registry FILE``: upsert parties, clients, products, schools and
 consents from a YAML or JSON file (docs/registry.md)."""
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from aanspraak.services.registry import RegistryError, load_registry, read_registry_file
@@ -14,7 +16,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            report = load_registry(read_registry_file(options["file"]))
+            path = Path(options["file"])
+            # A relative privateKeyFile is relative to the registry file (docs/registry.md).
+            report = load_registry(read_registry_file(path), base_dir=path.resolve().parent)
         except FileNotFoundError as exc:
             raise CommandError(f"registry file not found: {options['file']}") from exc
         except RegistryError as exc:
