@@ -271,6 +271,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "ENUM_GENERATE_CHOICE_DESCRIPTION": False,
+    # Required strings are documented as the hub checks them: not blank (minLength 1 and
+    # aanspraak.api.schema.NON_BLANK_PATTERN); every authenticated operation may answer 429
+    # (docs/api.md, "Rate limits").
+    "ENFORCE_NON_BLANK_FIELDS": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "aanspraak.api.schema.non_blank_strings",
+        "aanspraak.api.schema.at_least_one_of_fields",
+        "aanspraak.api.schema.rate_limit_responses",
+    ],
     # The seeds' enum names. The serializers' choices are plain value lists, so the overrides
     # name the value lists (a TextChoices class hashes its labels too and would not match).
     # The request enums of seed 003 (no "expired" entitlement status, no "uninitialized" URL

@@ -12,8 +12,10 @@ from aanspraak.choices import FunctionalCode
 
 
 def status_body(code: FunctionalCode, message: str) -> dict:
-    """A StatusResponse body."""
-    return {"status": int(code), "statusMessage": message}
+    """A StatusResponse body. A NUL the message quotes from the request (a field name, a
+    path) is written ``\\u0000``: the answer never carries the character it refuses, and
+    ``statusMessage`` is never blank (docs/openapi.yaml; found by tests/fuzz)."""
+    return {"status": int(code), "statusMessage": message.replace("\x00", "\\u0000")}
 
 
 class ApiError(exceptions.APIException):

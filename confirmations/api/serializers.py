@@ -139,13 +139,24 @@ class ConfirmationSerializer(StrictSerializer):
         return attrs
 
 
+# validate() below refuses a confirmation with neither (docs/confirmations.md); every
+# StrictSerializer refuses unknown fields.
+shared_schema.require_at_least_one_of(
+    "EntitlementConfirmation", "newEntitlementStatus", "newUrlStatus"
+)
+shared_schema.require_known_fields_only(
+    "EntitlementConfirmation", "NewUrlStatus", "InitialActivation"
+)
+
+
 class OrganisationIdSerializer(StrictSerializer):
     organisationId = StrictCharField()
     organisationIdType = StrictChoiceField(choices=OrganisationIdType.values)
 
 
-# Documented as the shared SchoolReference / UserReference components (same shape).
-@extend_schema_field(shared_schema.SchoolReferenceSerializer)
+# Documented as the shared SchoolReference / UserReference shapes, closed (unknown fields
+# refused).
+@extend_schema_field(shared_schema.StrictSchoolReferenceSerializer)
 class SchoolReferenceSerializer(StrictSerializer):
     organisationMasterIdentifier = StrictCharField(required=False)
     organisationIds = OrganisationIdSerializer(many=True, required=False)
@@ -163,7 +174,7 @@ class UserIdSerializer(StrictSerializer):
     userIdType = StrictChoiceField(choices=UserIdType.values)
 
 
-@extend_schema_field(shared_schema.UserReferenceSerializer)
+@extend_schema_field(shared_schema.StrictUserReferenceSerializer)
 class UserReferenceSerializer(StrictSerializer):
     userMasterIdentifier = StrictCharField(required=False, max_length=500)
     userIds = UserIdSerializer(many=True, required=False)

@@ -24,6 +24,7 @@ from entitlements.selectors.deliveryorders import (
 )
 
 MAX_ID_LENGTH = 200  # DeliveryOrder.delivery_order_id's column
+NO_NUL_PATTERN = r"^[^\u0000]*$"  # PostgreSQL stores no NUL: no order can have one
 ROWS_PER_WRITE = 500  # entitlements per chunk handed to the server
 
 
@@ -72,9 +73,11 @@ class DeliveryOrderEntitlementsView(APIView):
         parameters=[
             OpenApiParameter(
                 "id",
-                str,
+                {"type": "string", "maxLength": MAX_ID_LENGTH, "pattern": NO_NUL_PATTERN},
                 OpenApiParameter.PATH,
-                description="The deliveryOrderId for which entitlement information is requested.",
+                description="The deliveryOrderId for which entitlement information is requested "
+                f"(any id PUT /deliveryorders takes: at most {MAX_ID_LENGTH} characters, no NUL; "
+                "400 otherwise).",
             )
         ],
         responses={
@@ -83,9 +86,11 @@ class DeliveryOrderEntitlementsView(APIView):
         },
     )
     def get(self, request, id: str):
-        if len(id) > MAX_ID_LENGTH or not id.isprintable():
+        # Any id the intake stores can be read back (docs/delivery.md): the same rule, no
+        # narrower one (a tab or a no-break space was once refused here; tests/fuzz).
+        if len(id) > MAX_ID_LENGTH or "\x00" in id:
             raise SchemaError(
-                f"id: a deliveryOrderId is at most {MAX_ID_LENGTH} printable characters."
+                f"id: a deliveryOrderId is at most {MAX_ID_LENGTH} characters, without NUL."
             )
         caller = get_caller(request)
         try:

@@ -8,7 +8,11 @@ from __future__ import annotations
 from drf_spectacular.utils import PolymorphicProxySerializer
 from rest_framework import serializers
 
-from aanspraak.api.schema import SchoolReferenceSerializer, UserReferenceSerializer
+from aanspraak.api.schema import (
+    SchoolReferenceSerializer,
+    UserReferenceSerializer,
+    require_at_least_one_of,
+)
 from entitlements.intake.contract import MAX_ENTITLEMENTS, MAX_ID_LENGTH
 from entitlements.models import DeliveryOrderIntake
 from entitlements.statuses import (
@@ -98,6 +102,9 @@ class StudentReferenceSerializer(UserReferenceSerializer):
 
     class Meta:
         ref_name = "StudentReference"
+
+
+require_at_least_one_of("StudentReference", "userMasterIdentifier", "userIds", "enrollmentId")
 
 
 class DeliverySpecificationSerializer(serializers.Serializer):

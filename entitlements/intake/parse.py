@@ -275,10 +275,17 @@ def parse_delivery_order(body: Any) -> ParsedOrder:
     parsed.product_id = _string(
         order, "productId", p, problems, required=True, max_length=MAX_ID_LENGTH
     )
-    dtype = order.get("deliveryType")
-    dtype = DELIVERY_TYPE_ALIASES.get(dtype, dtype)
-    if dtype is None:
+    raw_type = order.get("deliveryType")
+    # Not a string (e.g. an object, found by tests/fuzz): refused like an unknown type, never
+    # looked up (an object is unhashable: it was a 500).
+    dtype = DELIVERY_TYPE_ALIASES.get(raw_type, raw_type) if isinstance(raw_type, str) else None
+    if raw_type is None:
         problems.add(f"{p}.deliveryType", "is required")
+    elif dtype is None:
+        problems.add(
+            f"{p}.deliveryType",
+            f"must be one of {', '.join(DELIVERY_TYPES)} (got {json.dumps(raw_type)[:60]})",
+        )
     elif dtype in GROUP_TYPES:
         problems.add(
             f"{p}.deliveryType",

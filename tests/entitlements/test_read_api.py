@@ -217,14 +217,30 @@ def test_token_without_an_entitlement_scope_is_403_code_21(auth_client, orders):
     assert "eduv.entitlement.licensor" in data["statusMessage"]
 
 
-def test_overlong_or_unprintable_id_is_400(auth_client, registry):
+def test_overlong_or_nul_id_is_400(auth_client, registry):
     client = auth_client("oost-seller")
     response, data = get(client, "X" * 201)
     assert response.status_code == 400
     assert data["status"] == 11
-    response, data = get(client, "DO%01A")
+    response, data = get(client, "DO%00A")
     assert response.status_code == 400
-    assert data["status"] == 11
+    assert data["status"] == 11 and data["statusMessage"].startswith("id: ")
+
+
+@pytest.mark.parametrize("order_id", ["DO\tA", "DO\u00a0A", "DO\x01A", "DO\u200bA"])
+def test_any_id_the_intake_takes_can_be_read_back(auth_client, registry, order_id):
+    """Found by the fuzzer (tests/fuzz): ids the intake stores (a tab, a no-break space, a
+    control or format character) were refused here as "not printable" (400)."""
+    from urllib.parse import quote
+
+    from tests.aanspraak.test_openapi import delivery_order_body
+
+    seller = auth_client("oost-seller")
+    placed = seller.put("/deliveryorders", delivery_order_body(order_id), format="json")
+    assert placed.status_code == 202, placed.content
+    response, data = get(seller, quote(order_id))
+    assert response.status_code == 200, data
+    assert [e["deliveryOrderId"] for e in data] == [order_id]
 
 
 # --- shape -------------------------------------------------------------------------------
