@@ -187,7 +187,21 @@ def steer(world: World, case, role: str) -> bool:
     return True
 
 
+def _without_nul_keys(value):
+    """``value`` without the keys that hold a NUL: the hub refuses a NUL anywhere, even in an
+    unknown key it would otherwise ignore (docs/api.md), and the document's open objects let
+    the generator make such keys."""
+    if isinstance(value, dict):
+        return {k: _without_nul_keys(v) for k, v in value.items() if "\x00" not in k}
+    if isinstance(value, list):
+        return [_without_nul_keys(v) for v in value]
+    return value
+
+
 def _steer_order(body: dict, registry, n: int) -> None:
+    cleaned = _without_nul_keys(body)
+    body.clear()
+    body.update(cleaned)
     order = body.get("deliveryOrder")
     if not isinstance(order, dict):
         return
