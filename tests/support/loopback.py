@@ -1,12 +1,15 @@
 """Real HTTP servers on loopback that play another party in tests: they record what they
-receive and answer as told (200, 503, 429 with Retry-After, 400, slow), and can serve an
-OAuth2 client-credentials token endpoint."""
+receive and answer as told (200, 503, 429 with Retry-After, 400, slow, or no answer: the
+connection closed or reset after the request was read), and can serve an OAuth2
+client-credentials token endpoint."""
 
 from __future__ import annotations
 
 import base64
 import json
 import secrets
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +32,16 @@ class Answer:
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
     raw: bytes | None = None  # sent as is instead of ``body`` (malformed answers)
+    # No answer at all: "close" ends the connection (FIN), "reset" aborts it (RST).
+    drop: str = ""
+
+
+class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: a drain opens 16 connections at once
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timed out, or was killed) before the answer: not an error.
+        pass
 
 
 class LoopbackParty:
@@ -82,14 +95,17 @@ class LoopbackParty:
                         party.received.append(received)
                     if answer.delay:
                         time.sleep(answer.delay)
-                    party._reply(self, answer)
+                    if answer.drop:
+                        party._drop(self, answer.drop)
+                    else:
+                        party._reply(self, answer)
                 finally:
                     with party.lock:
                         party.in_flight -= 1
 
             do_PUT = do_POST = do_GET = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -132,6 +148,15 @@ class LoopbackParty:
         raw = base64.b64decode(received.headers["Authorization"].removeprefix("Basic "))
         client_id, _, secret = raw.decode().partition(":")
         return client_id, secret
+
+    @staticmethod
+    def _drop(handler, how: str) -> None:
+        handler.close_connection = True
+        if how == "reset":
+            # Linger 0: close() aborts the connection with a RST instead of a FIN.
+            linger = struct.pack("ii", 1, 0)
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            handler.connection.close()
 
     @staticmethod
     def _reply(handler, answer: Answer) -> None:
