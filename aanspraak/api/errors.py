@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.db import InterfaceError, OperationalError
 from django.http import JsonResponse
 from rest_framework import exceptions, status
@@ -83,6 +85,22 @@ def _flatten(detail, prefix: str = "") -> list[str]:
 
 
 RETRY_SOON = {"Retry-After": "1"}
+# The database is gone (restarting, unreachable) or the connection broke: nothing was
+# stored, and a retry soon will do (Django replaces a broken connection at the end of the
+# request). DRF views, other views (the token endpoint) and middleware all answer it.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE = (
+    "The Aanspraakmanager's database is unavailable for a moment; nothing was stored. "
+    "Retry the request."
+)
+
+
+def database_unavailable() -> JsonResponse:
+    """The 503 StatusResponse, with ``Retry-After``, of a database that is away."""
+    response = json_error(status.HTTP_503_SERVICE_UNAVAILABLE, DATABASE_UNAVAILABLE)
+    for header, value in RETRY_SOON.items():
+        response[header] = value
+    return response
 
 
 def exception_handler(exc, context) -> Response | None:
@@ -90,15 +108,8 @@ def exception_handler(exc, context) -> Response | None:
     # Imported here: rest_framework.views loads the permission classes, which import this.
     from rest_framework.views import exception_handler as drf_exception_handler
 
-    if isinstance(exc, OperationalError | InterfaceError):
-        # The database is gone (restarting, unreachable) or the connection broke: nothing was
-        # stored, and a retry soon will do (Django replaces a broken connection at the end of
-        # the request).
-        body = status_body(
-            FunctionalCode.OTHER,
-            "The Aanspraakmanager's database is unavailable for a moment; nothing was stored. "
-            "Retry the request.",
-        )
+    if isinstance(exc, DATABASE_ERRORS):
+        body = status_body(FunctionalCode.OTHER, DATABASE_UNAVAILABLE)
         return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers=RETRY_SOON)
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -157,4 +168,8 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    # Called while Django handles the uncaught exception: a database error from outside a
+    # view (a middleware) is still the 503 of a database that is away, not an internal error.
+    if isinstance(sys.exc_info()[1], DATABASE_ERRORS):
+        return database_unavailable()
     return json_error(500, "Internal error of the Aanspraakmanager; it has been logged.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aanspraak.choices import FunctionalCode
 
-from .errors import json_error
+from .errors import DATABASE_ERRORS, database_unavailable, json_error
 
 # Headers of the original error that the StatusResponse keeps.
 KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
@@ -13,7 +13,8 @@ KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
 class StatusResponseErrorMiddleware:
     """Turns a non-JSON error response (4xx/5xx) from anywhere in the stack, such as Django's
     bare ``HttpResponseNotAllowed`` of a wrong method on ``/oauth2/token/``, into a
-    StatusResponse with the same HTTP status. The admin keeps its own pages."""
+    StatusResponse with the same HTTP status. The admin keeps its own pages. A view's
+    database error (the database away) becomes the 503 StatusResponse."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -37,3 +38,10 @@ class StatusResponseErrorMiddleware:
             if header in response:
                 replacement[header] = response[header]
         return replacement
+
+    def process_exception(self, request, exception):
+        """A database that is away answers 503 from every view, not only DRF's: the token
+        endpoint is django-oauth-toolkit's (docs/api.md, "Errors")."""
+        if isinstance(exception, DATABASE_ERRORS):
+            return database_unavailable()
+        return None

@@ -30,17 +30,36 @@ ROWS_PER_WRITE = 500  # entitlements per chunk handed to the server
 
 def stream_json_array(chunks: Generator[list[str], None, None]) -> Iterator[bytes]:
     """``[item, item, ...]`` from chunks of JSON texts, written ROWS_PER_WRITE items at a time:
-    never the whole array at once, and no per-item work but the join."""
+    never the whole array at once, and no per-item work but the join. Nothing is written
+    before the first chunk is read, so ``Primed`` can run the query inside the view."""
     # closing: a client that goes away mid-answer ends the query and its transaction now,
     # not whenever the generator is collected.
     with closing(chunks):
-        yield b"["
-        separator = b""
+        separator = b"["
         for chunk in chunks:
             for start in range(0, len(chunk), ROWS_PER_WRITE):
                 yield separator + ",".join(chunk[start : start + ROWS_PER_WRITE]).encode()
                 separator = b","
-        yield b"]"
+        yield b"[]" if separator == b"[" else b"]"
+
+
+class Primed:
+    """A streamed body whose first write is produced before the answer starts: the query
+    runs, and its first chunk (CHUNK_SIZE entitlements) is read, inside the view. A database
+    that is away is then the view's 503 (docs/api.md, "Errors"), not a 200 whose body breaks
+    off; an order of at most CHUNK_SIZE entitlements is read whole before anything is sent.
+    ``close`` (Django calls it when the answer ends) closes the generator."""
+
+    def __init__(self, body: Generator[bytes, None, None]):
+        self.body = body
+        self.head = next(body)  # stream_json_array always yields at least "[]"
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.head
+        yield from self.body
+
+    def close(self) -> None:
+        self.body.close()
 
 
 class DeliveryOrderEntitlementsView(APIView):
@@ -102,6 +121,8 @@ class DeliveryOrderEntitlementsView(APIView):
             ) from exc
         except DeliveryOrderNotVisible as exc:
             raise NotFound(f"No delivery order {id} is known to {caller.party.name}.") from exc
-        return StreamingHttpResponse(
-            stream_json_array(entitlement_json(orders)), content_type="application/json"
-        )
+        body = stream_json_array(entitlement_json(orders))
+        if request.method == "HEAD":
+            # No body is sent: the generator is never started and the query never run.
+            return StreamingHttpResponse(body, content_type="application/json")
+        return StreamingHttpResponse(Primed(body), content_type="application/json")

@@ -14,7 +14,8 @@ ever occupies one worker process. The periodic sweep starts a drain for every re
 due messages: that drives retries and repairs lost wake-ups.
 
 Delivery is at least once: a recipient may see the same ``entitlementReferenceId`` twice
-(after a lease expired) and must treat it as the same request.
+(after a lease expired: its worker died before recording the answers, or overran it) and
+must treat it as the same request; the bound is in docs/delivery.md.
 
 ``messages`` builds the rows of new Entitlement requests; ``claim`` → ``render`` →
 ``send`` → ``record`` is one batch; ``drain`` loops over batches; ``wake`` starts drains. The

@@ -246,9 +246,18 @@ def entitlement_json(orders: list[VisibleOrder]) -> Generator[list[str], None, N
     # of a large order passes jit_above_cost, and compiling the per-row expressions takes
     # longer (seconds) than running them. No savepoint inside an outer transaction: nothing
     # here is written (and the view streams after the request's own transaction, if any).
+    # Each chunk is handed on once the next one has been read, the last one after the
+    # transaction has ended: an order of at most CHUNK_SIZE entitlements, which the view reads
+    # before it answers (``entitlements.api.read.Primed``), leaves no transaction open then.
+    last = None
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute("SET LOCAL jit = off")
-        yield from _chunks(_stream(cursor, _ENTITLEMENT_JSON_SQL, params))
+        for chunk in _chunks(_stream(cursor, _ENTITLEMENT_JSON_SQL, params)):
+            if last is not None:
+                yield last
+            last = chunk
+    if last is not None:
+        yield last
 
 
 def _stream(cursor: CursorWrapper, sql: str, params: list) -> Iterator[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.test import Client as HttpClient
 
 from tests.support.factories import make_order
@@ -55,6 +56,52 @@ def test_unhandled_exception_is_json_500(registry, make_token, monkeypatch):
     # Nothing of the exception reaches the caller.
     assert "hunter2" not in response.content.decode()
     assert "fire" not in data["statusMessage"]
+
+
+def _gone(*args, **kwargs):
+    raise OperationalError("connection failed: connection refused")
+
+
+def assert_database_away(response) -> None:
+    data = assert_status_response(response, 503, 99)
+    assert response["Retry-After"] == "1"
+    assert "nothing was stored" in data["statusMessage"]
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_the_token_endpoint_answers_503_when_the_database_is_away(registry, monkeypatch, error):
+    """django-oauth-toolkit's view is not DRF's: its database error is answered by the
+    middleware (docs/api.md, "Errors"), not as a 500."""
+
+    def gone(*args, **kwargs):
+        raise error("connection already closed")
+
+    monkeypatch.setattr("aanspraak.api.token.blocked_for", lambda *a: 0)
+    monkeypatch.setattr("aanspraak.api.token.Client.objects.filter", gone)
+    client = HttpClient(raise_request_exception=False)
+    response = client.post(
+        "/oauth2/token/",
+        {"grant_type": "client_credentials"},
+        HTTP_AUTHORIZATION="Basic bm9vcmQtbHI6bm9vcmQtbHItc2VjcmV0",  # noord-lr:noord-lr-secret
+    )
+    assert_database_away(response)
+
+
+def test_a_database_error_outside_any_view_is_a_503_too(db, monkeypatch):
+    """From a middleware (no view's handler sees it): handler500 answers it as the 503."""
+    monkeypatch.setattr("aanspraak.api.request_checks.RequestChecksMiddleware.__call__", _gone)
+    client = HttpClient(raise_request_exception=False)
+    assert_database_away(client.get("/entitlements/deliveryorder/DO-1"))
+
+
+def test_a_database_error_in_a_drf_view_is_a_503(registry, make_token, monkeypatch):
+    monkeypatch.setattr("entitlements.api.read.visible_orders", _gone)
+    client = HttpClient(raise_request_exception=False)
+    response = client.get(
+        "/entitlements/deliveryorder/DO-1",
+        HTTP_AUTHORIZATION=f"Bearer {make_token('oost-seller')}",
+    )
+    assert_database_away(response)
 
 
 @pytest.mark.parametrize(

@@ -200,12 +200,50 @@ def test_an_answer_closed_early_ends_its_query_and_transaction(registry, make_to
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token('oost-seller')}")
     response = client.get(f"/entitlements/deliveryorder/{order.delivery_order_id}")
     chunks = iter(response.streaming_content)
-    assert next(chunks) == b"["
-    assert next(chunks).startswith(b'{"entitlementId"')
+    assert next(chunks).startswith(b'[{"entitlementId"')
+    assert next(chunks).startswith(b',{"entitlementId"')
     assert connection.in_atomic_block  # the query is being read
     response.close()
     assert not connection.in_atomic_block and connection.get_autocommit()
     assert Entitlement.objects.filter(delivery_order=order).count() == 3 * CHUNK_SIZE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_gone_when_the_query_starts_is_a_503_not_a_broken_200(
+    registry, make_token, monkeypatch
+):
+    """The streamed query runs, and its first chunk is read, inside the view: a database
+    stopped between the order's lookup and the query answers the 503 StatusResponse, not a
+    200 whose body breaks off (docs/api.md, "Errors")."""
+    from django.db import OperationalError
+    from rest_framework.test import APIClient
+
+    order = make_order(registry, 3, with_messages=False)
+
+    def gone(*args, **kwargs):
+        raise OperationalError("terminating connection due to administrator command")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr("entitlements.selectors.deliveryorders._stream", gone)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token('oost-seller')}")
+    response = client.get(f"/entitlements/deliveryorder/{order.delivery_order_id}")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "1"
+    assert response.json()["status"] == 99
+    assert not connection.in_atomic_block  # the query's transaction was ended
+
+
+@pytest.mark.django_db
+def test_an_order_without_entitlements_is_an_empty_array(registry, make_token):
+    from rest_framework.test import APIClient
+
+    order = make_order(registry, 0, with_messages=False)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token('oost-seller')}")
+    response = client.get(f"/entitlements/deliveryorder/{order.delivery_order_id}")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == b"[]"
 
 
 SQLITE_SCRIPT = """

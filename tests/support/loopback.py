@@ -1,13 +1,16 @@
 """Real HTTP servers on loopback that play another party in tests: they record what they
-receive and answer as told (200, 503, 429 with Retry-After, 400, slow), and can serve an
-OAuth2 client-credentials token endpoint (HTTP Basic by default; any client authentication a
-test checks itself with ``authenticate_client``)."""
+receive and answer as told (200, 503, 429 with Retry-After, 400, slow, or no answer: the
+connection closed or reset after the request was read), and can serve an OAuth2
+client-credentials token endpoint (HTTP Basic by default; any client authentication a test
+checks itself with ``authenticate_client``)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import secrets
+import socket
+import struct
 import threading
 import time
 import urllib.parse
@@ -31,6 +34,16 @@ class Answer:
     headers: dict = field(default_factory=dict)
     delay: float = 0.0
     raw: bytes | None = None  # sent as is instead of ``body`` (malformed answers)
+    # No answer at all: "close" ends the connection (FIN), "reset" aborts it (RST).
+    drop: str = ""
+
+
+class _QuietServer(ThreadingHTTPServer):
+    request_queue_size = 128  # the listen backlog: a drain opens 16 connections at once
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timed out, or was killed) before the answer: not an error.
+        pass
 
 
 class LoopbackParty:
@@ -86,14 +99,17 @@ class LoopbackParty:
                         party.received.append(received)
                     if answer.delay:
                         time.sleep(answer.delay)
-                    party._reply(self, answer)
+                    if answer.drop:
+                        party._drop(self, answer.drop)
+                    else:
+                        party._reply(self, answer)
                 finally:
                     with party.lock:
                         party.in_flight -= 1
 
             do_PUT = do_POST = do_GET = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -147,6 +163,15 @@ class LoopbackParty:
         """The fields of a form-encoded request body (a token request)."""
         raw = (received.body or {}).get("_form", "") if isinstance(received.body, dict) else ""
         return dict(urllib.parse.parse_qsl(raw, keep_blank_values=True))
+
+    @staticmethod
+    def _drop(handler, how: str) -> None:
+        handler.close_connection = True
+        if how == "reset":
+            # Linger 0: close() aborts the connection with a RST instead of a FIN.
+            linger = struct.pack("ii", 1, 0)
+            handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            handler.connection.close()
 
     @staticmethod
     def _reply(handler, answer: Answer) -> None:
