@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from django.db.models import Q
+from django.utils import timezone
 
 from confirmations.models import Confirmation, ConfirmationKind, ConfirmationState
 from entitlements.models import (
@@ -148,6 +149,16 @@ def entitlement_timeline(entitlement_pk: int) -> Timeline | None:
     return Timeline(entitlement, order, rows)
 
 
+def _local(moment: dt.datetime) -> str:
+    """A moment in the hub's time zone, as the page's "when" column shows it."""
+    return f"{timezone.localtime(moment):%Y-%m-%d %H:%M:%S}"
+
+
+def _chain(moment: dt.datetime) -> str:
+    """A moment as the chain writes it (UTC, ``Z``), for the parties' own timestamps."""
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
 def _intake_rows(intakes: Iterable[DeliveryOrderIntake]) -> Iterable[Row]:
     for intake in intakes:
         yield Row(
@@ -201,7 +212,7 @@ def _message_rows(messages: Iterable[OutboundMessage]) -> Iterable[Row]:
             what += f", proposed by {m.requested_by}"
         detail = f"{m.attempt_count} attempt(s) in this round"
         if m.delivered_at:
-            detail += f"; delivered {m.delivered_at:%Y-%m-%d %H:%M:%S}"
+            detail += f"; delivered {_local(m.delivered_at)}"
         if m.last_error:
             detail += f"; last error: {m.last_error}"
         yield Row(
@@ -264,7 +275,7 @@ def _confirmation_rows(
             Link("confirmation", "confirmations.confirmation", c.pk),
             Link(c.sender.name, "aanspraak.party", c.sender_id),
         ]
-        detail = f"processedTimestamp {c.processed_timestamp:%Y-%m-%d %H:%M:%S}"
+        detail = f"processedTimestamp {_chain(c.processed_timestamp)}"
         message = messages.get(c.message_id) if c.message_id else None
         if message is not None:
             detail += f"; answers request {message.reference_id}"
@@ -312,7 +323,7 @@ def _event_row(event, intakes, messages, confirmations) -> Row:
         what,
         who=who,
         reference=event.cause_ref,
-        detail=f"cause: {cause}; effective {event.effective_at:%Y-%m-%d %H:%M:%S}",
+        detail=f"cause: {cause}; effective {_local(event.effective_at)}",
         links=links,
     )
 

@@ -143,7 +143,7 @@ def test_the_story_of_an_entitlement_in_time_order(
     entitled = index_of(rows, "rcv-entitled", "Confirmation:")
     assert rows[entitled]["cells"]["outcome"] == "applied"
     assert registry.licensor.name in rows[entitled]["cells"]["who"]
-    assert "processedTimestamp 2026-09-01 08:00:00" in rows[entitled]["text"]
+    assert "processedTimestamp 2026-09-01T08:00:00Z" in rows[entitled]["text"]
     rejected = index_of(rows, "rcv-bad-product")
     assert rows[rejected]["cells"]["outcome"] == "rejected"
     assert "does not match the product" in rows[rejected]["text"]
