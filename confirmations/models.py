@@ -75,6 +75,11 @@ class Confirmation(models.Model):
     )
     received_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Who, by name, put a rejected confirmation back in the queue after the data was fixed,
+    # and when (docs/support-desk.md, "Actions"); empty when no one did. A database default,
+    # so the request's INSERT (services/receive.py, which names its columns) needs no change.
+    requeued_by = models.CharField(max_length=150, blank=True, db_default="")
+    requeued_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -113,6 +118,14 @@ class Confirmation(models.Model):
             ),
             models.Index(
                 fields=["entitlement", "processed_timestamp"], name="confirmation_replay_idx"
+            ),
+            # A rejected row has no entitlement (the worker could not resolve one): the
+            # timeline finds it by the entitlementId as received. Partial, so the hot path's
+            # INSERT (a pending row) never touches it.
+            models.Index(
+                fields=["entitlement_ref"],
+                condition=Q(state="rejected"),
+                name="confirmation_rejected_ref_idx",
             ),
         ]
 

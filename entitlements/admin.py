@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from aanspraak.admin_records import RecordAdmin, RecordInline
 
+from .admin_actions import propose_block, propose_cancel, resend_selected
 from .models import (
     DeliveryAttempt,
     DeliveryOrder,
@@ -171,48 +172,8 @@ class StatusEventAdmin(RecordAdmin):
     raw_id_fields = ["entitlement"]
 
 
-# --- Actions of outbound delivery and cancel/block: thin calls to services. ---------------
-
-
-@admin.action(description="Re-send selected messages now")
-def resend_selected(modeladmin, request, queryset):
-    from .services.resend import resend_messages
-
-    count = resend_messages(queryset, requested_by=request.user.get_username())
-    modeladmin.message_user(request, f"{count} message(s) queued to be sent again.")
-
-
-def _propose(modeladmin, request, queryset, status: str) -> None:
-    from django.utils import timezone
-
-    from .services.cancel import propose_end
-    from .statuses import EventCause
-
-    result = propose_end(
-        queryset,
-        status,
-        timezone.localdate(),
-        EventCause.ADMIN,
-        requested_by=request.user.get_username(),
-    )
-    modeladmin.message_user(
-        request,
-        f"Proposed {status} (endDate today) for {result.proposed} entitlement(s) in "
-        f"{result.messages} message(s); the status changes when the registry and portals "
-        f"confirm. {result.licensed} of the selection are licensed"
-        + (" and cannot be cancelled." if status == "cancelled" else "."),
-    )
-
-
-@admin.action(description="Propose cancelled (endDate today) to registry and portals")
-def propose_cancel(modeladmin, request, queryset):
-    _propose(modeladmin, request, queryset, "cancelled")
-
-
-@admin.action(description="Propose blocked (endDate today) to registry and portals")
-def propose_block(modeladmin, request, queryset):
-    _propose(modeladmin, request, queryset, "blocked")
-
+# --- Actions of outbound delivery and cancel/block, with confirmation pages: -------------
+# entitlements/admin_actions.py (thin calls to services; docs/support-desk.md, "Actions").
 
 OutboundMessageAdmin.actions = [resend_selected]
 EntitlementAdmin.actions = [propose_cancel, propose_block]

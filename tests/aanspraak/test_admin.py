@@ -172,10 +172,16 @@ def test_records_are_view_only_but_actions_work(admin_browser):
     confirmation_add = reverse("admin:confirmations_confirmation_add")
     assert admin_browser.get(confirmation_add).status_code == 403
 
-    # Changes go through the actions (services), which still work on the changelist.
+    # Changes go through the actions (services), which still work on the changelist, once
+    # their confirmation page is submitted.
     response = admin_browser.post(
         reverse("admin:entitlements_entitlement_changelist"),
-        {"action": "propose_cancel", "_selected_action": [entitlement.pk]},
+        {
+            "action": "propose_cancel",
+            "_selected_action": [entitlement.pk],
+            "end_date": "2026-12-31",
+            "confirm": "Yes, propose",
+        },
     )
     assert response.status_code == 302
     assert entitlement.messages.filter(proposed_entitlement_status="cancelled").exists()

@@ -271,6 +271,9 @@ def test_no_secret_token_or_assertion_in_logs_admin_pages_or_error_bodies(
             assert web.keep(change, browser.get(change))[0].status_code == 200
             pages += 1
     assert pages > 20
+    for entitlement in order.entitlements.all()[:3]:  # their timelines: attempts, errors too
+        timeline = reverse("admin:entitlements_entitlement_timeline", args=[entitlement.pk])
+        assert web.keep(timeline, browser.get(timeline))[0].status_code == 200
 
     # Nothing of any of them anywhere but in the answer that issued the token.
     lines = every_log_record.lines

@@ -43,7 +43,12 @@ def test_an_admin_cancel_confirmed_by_the_parties_leads_back_to_the_staff_user(
     with django_capture_on_commit_callbacks(execute=True):
         response = staff.post(
             reverse("admin:entitlements_entitlement_changelist"),
-            {"action": "propose_cancel", "_selected_action": [entitlement.pk]},
+            {
+                "action": "propose_cancel",
+                "_selected_action": [entitlement.pk],
+                "end_date": f"{timezone.localdate():%Y-%m-%d}",
+                "confirm": "Yes, propose",
+            },
         )
     assert response.status_code == 302
     proposals = OutboundMessage.objects.filter(
@@ -83,9 +88,10 @@ def test_an_admin_cancel_confirmed_by_the_parties_leads_back_to_the_staff_user(
 def test_a_resend_keeps_who_asked_for_it(registry, staff, woken_drains):
     make_order(registry, 1)
     message = OutboundMessage.objects.filter(recipient=registry.licensor).get()
+    OutboundMessage.objects.filter(pk=message.pk).update(state="failed")
     staff.post(
         reverse("admin:entitlements_outboundmessage_changelist"),
-        {"action": "resend_selected", "_selected_action": [message.pk]},
+        {"action": "resend_selected", "_selected_action": [message.pk], "confirm": "Yes"},
     )
     message.refresh_from_db()
     assert (message.resent_by, message.requested_by) == ("alice", "")
