@@ -8,8 +8,12 @@ BIN := $(VENV)/bin
 # The test suite's services; override with the environment.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/aanspraak
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# The browser test (tests/browser) drives the system's Chromium, Debian's package `chromium`;
+# `make test` installs it where it is missing (as root, or through sudo). Playwright never
+# downloads a browser of its own.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || command -v sudo)
 
-.PHONY: install demo test lint format lock bench
+.PHONY: install chromium demo test lint format lock bench
 
 $(BIN)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +23,14 @@ $(BIN)/.installed: requirements.lock
 
 install: $(BIN)/.installed
 
+chromium:
+	@command -v chromium >/dev/null || \
+		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+
 demo: install
 	$(BIN)/python manage.py demo
 
-test: install
+test: install chromium
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-$(TEST_BROKER_URL)} \
 	$(BIN)/pytest
