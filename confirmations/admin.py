@@ -9,10 +9,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from aanspraak.admin_confirm import confirmation_page, confirmed
+from aanspraak.admin_paging import BigTableAdminMixin
 from aanspraak.admin_records import RecordAdmin
 from entitlements.models import Entitlement
 
 from .models import Confirmation
+from .selectors.search import confirmations_q
 from .selectors.timeline import Link, entitlement_timeline
 from .services.requeue import count_rejected, requeue_rejected
 
@@ -45,7 +47,7 @@ def requeue_selected(modeladmin, request, queryset):
 
 
 @admin.register(Confirmation)
-class ConfirmationAdmin(RecordAdmin):
+class ConfirmationAdmin(BigTableAdminMixin, RecordAdmin):
     list_display = [
         "receive_id",
         "kind",
@@ -60,11 +62,17 @@ class ConfirmationAdmin(RecordAdmin):
         "requeued_by",
     ]
     list_filter = ["state", "kind", "sender", "new_entitlement_status", "new_url_status"]
-    search_fields = ["receive_id", "reference_id", "entitlement_ref", "product_id"]
+    # Shows the search box; the search is confirmations_q's (exact, indexed).
+    search_fields = ["receive_id"]
     list_select_related = ["sender", "message"]
     raw_id_fields = ["entitlement", "message", "client"]
     readonly_fields = ["received_at", "decided_at", "requested_by", "requeued_by", "requeued_at"]
     actions = [requeue_selected]
+
+    def get_search_results(self, request, queryset, search_term):
+        """By entitlementReceiveId or entitlementId, exact and indexed (docs/support-desk.md)."""
+        q = confirmations_q(search_term)
+        return (queryset if q is None else queryset.filter(q)), False
 
     @admin.display(description="request asked by")
     def requested_by(self, confirmation: Confirmation) -> str:

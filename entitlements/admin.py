@@ -2,9 +2,13 @@
 
 from django.contrib import admin
 
+from aanspraak.admin_exact_search import ExactSearchMixin
+from aanspraak.admin_paging import BigTableAdminMixin
 from aanspraak.admin_records import RecordAdmin, RecordInline
 
 from .admin_actions import propose_block, propose_cancel, resend_selected
+from .admin_orders import DeliveryOrderPageMixin
+from .admin_search import EntitlementSearchMixin, OrderSellerFilter, SellerFilter, UrlStatusFilter
 from .models import (
     DeliveryAttempt,
     DeliveryOrder,
@@ -24,9 +28,12 @@ class DeliveryOrderPortalInline(RecordInline):
     model = DeliveryOrderPortal
     extra = 0
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("portal")
+
 
 @admin.register(DeliveryOrder)
-class DeliveryOrderAdmin(RecordAdmin):
+class DeliveryOrderAdmin(DeliveryOrderPageMixin, RecordAdmin):
     list_display = [
         "delivery_order_id",
         "seller",
@@ -37,7 +44,7 @@ class DeliveryOrderAdmin(RecordAdmin):
         "start_date",
         "expiration_date",
     ]
-    list_filter = ["status", "delivery_type", "product", "seller"]
+    list_filter = ["status", "delivery_type", "product", OrderSellerFilter]
     search_fields = ["delivery_order_id", "contract_id", "intakes__reference_id"]
     list_select_related = ["seller", "school", "product"]
     raw_id_fields = ["school", "product", "seller"]
@@ -49,6 +56,7 @@ class DeliveryOrderIntakeAdmin(RecordAdmin):
     list_display = ["reference_id", "receive_id", "action", "seller", "received_at"]
     list_filter = ["action", "seller"]
     search_fields = ["reference_id", "receive_id", "delivery_order__delivery_order_id"]
+    list_select_related = ["seller"]
     raw_id_fields = ["delivery_order"]
 
 
@@ -56,6 +64,9 @@ class UrlStatusInline(RecordInline):
     model = EntitlementUrlStatus
     extra = 0
     readonly_fields = ["portal", "status", "status_changed_at", "date_last_modified"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("portal")
 
 
 class StatusEventInline(RecordInline):
@@ -74,9 +85,12 @@ class StatusEventInline(RecordInline):
     fields = readonly_fields
     ordering = ["recorded_at", "id"]
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("portal")
+
 
 @admin.register(Entitlement)
-class EntitlementAdmin(RecordAdmin):
+class EntitlementAdmin(EntitlementSearchMixin, RecordAdmin):
     list_display = [
         "entitlement_id",
         "entitlement_type",
@@ -87,18 +101,13 @@ class EntitlementAdmin(RecordAdmin):
     ]
     list_filter = [
         "status",
+        UrlStatusFilter,
         "entitlement_type",
         "delivery_order__product",
-        "delivery_order__seller",
+        SellerFilter,
     ]
-    search_fields = [
-        "=entitlement_id",
-        "delivery_order__delivery_order_id",
-        "user_master_identifier",
-        "user_ids__icontains",
-        "enrollment_id",
-        "=messages__reference_id",
-    ]
+    # Shows the search box; the search is EntitlementSearchMixin's (selectors/search.py).
+    search_fields = ["entitlement_id"]
     list_select_related = ["delivery_order"]
     raw_id_fields = ["delivery_order"]
     readonly_fields = ["entitlement_id", "status_changed_at", "date_created", "date_last_modified"]
@@ -106,10 +115,11 @@ class EntitlementAdmin(RecordAdmin):
 
 
 @admin.register(EntitlementUrlStatus)
-class EntitlementUrlStatusAdmin(RecordAdmin):
+class EntitlementUrlStatusAdmin(ExactSearchMixin, BigTableAdminMixin, RecordAdmin):
     list_display = ["entitlement", "portal", "status", "date_last_modified"]
     list_filter = ["status", "portal"]
-    search_fields = ["=entitlement__entitlement_id"]
+    exact_search = {"entitlement__entitlement_id": "uuid"}
+    list_select_related = ["entitlement", "portal"]
     raw_id_fields = ["entitlement"]
 
 
@@ -121,7 +131,7 @@ class DeliveryAttemptInline(RecordInline):
 
 
 @admin.register(OutboundMessage)
-class OutboundMessageAdmin(RecordAdmin):
+class OutboundMessageAdmin(ExactSearchMixin, BigTableAdminMixin, RecordAdmin):
     list_display = [
         "reference_id",
         "kind",
@@ -134,14 +144,13 @@ class OutboundMessageAdmin(RecordAdmin):
         "requested_by",
     ]
     list_filter = ["state", "kind", "recipient"]
-    search_fields = [
-        "=reference_id",
-        "=entitlement__entitlement_id",
+    exact_search = {
+        "reference_id": "uuid",
+        "entitlement__entitlement_id": "uuid",
         # Requests link to their order through the entitlement; seller confirmations directly.
-        "entitlement__delivery_order__delivery_order_id",
-        "delivery_order__delivery_order_id",
-        "requested_by",
-    ]
+        "entitlement__delivery_order__delivery_order_id": "text",
+        "delivery_order__delivery_order_id": "text",
+    }
     list_select_related = ["recipient"]
     raw_id_fields = ["entitlement", "delivery_order", "intake"]
     readonly_fields = ["reference_id", "created_at", "delivered_at"]
@@ -149,15 +158,16 @@ class OutboundMessageAdmin(RecordAdmin):
 
 
 @admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(RecordAdmin):
+class DeliveryAttemptAdmin(ExactSearchMixin, BigTableAdminMixin, RecordAdmin):
     list_display = ["message", "started_at", "http_status", "outcome", "duration_ms"]
     list_filter = ["outcome"]
-    search_fields = ["=message__reference_id"]
+    exact_search = {"message__reference_id": "uuid"}
+    list_select_related = ["message"]
     raw_id_fields = ["message"]
 
 
 @admin.register(StatusEvent)
-class StatusEventAdmin(RecordAdmin):
+class StatusEventAdmin(ExactSearchMixin, BigTableAdminMixin, RecordAdmin):
     list_display = [
         "entitlement",
         "portal",
@@ -168,7 +178,8 @@ class StatusEventAdmin(RecordAdmin):
         "recorded_at",
     ]
     list_filter = ["cause", "to_status"]
-    search_fields = ["=entitlement__entitlement_id", "cause_ref"]
+    exact_search = {"entitlement__entitlement_id": "uuid"}
+    list_select_related = ["entitlement", "portal"]
     raw_id_fields = ["entitlement"]
 
 
@@ -234,6 +245,7 @@ class EnrollmentLookupAdmin(RecordAdmin):
     ]
     list_filter = ["state", "error_kind"]
     search_fields = ["=entitlement__entitlement_id", "entitlement__enrollment_id"]
+    list_select_related = ["entitlement"]
     raw_id_fields = ["entitlement"]
     readonly_fields = EnrollmentLookupInline.readonly_fields
 
@@ -295,4 +307,5 @@ class UsageDifferenceAdmin(RecordAdmin):
     ]
     list_filter = ["kind"]
     search_fields = ["delivery_order_id", "entitlement_id", "reconciliation__contract_id"]
+    list_select_related = ["reconciliation"]
     raw_id_fields = ["reconciliation"]

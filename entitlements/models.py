@@ -3,6 +3,7 @@ history of every status change."""
 
 import uuid
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Now
@@ -101,7 +102,8 @@ class DeliveryOrderPortal(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.delivery_order_id} → {self.portal_id}"
+        # Read in the order's page (the portals inline, which loads the portal with it).
+        return str(self.portal)
 
 
 class DeliveryOrderIntake(models.Model):
@@ -194,6 +196,19 @@ class Entitlement(models.Model):
         ]
         indexes = [
             models.Index(fields=["user_master_identifier"], name="entitlement_eckid_idx"),
+            # The support search (entitlements/selectors/search.py): an enrollmentId, a
+            # userId. Partial: most entitlements have neither, so intake pays little.
+            models.Index(
+                fields=["enrollment_id"],
+                condition=Q(enrollment_id__isnull=False),
+                name="entitlement_enrollment_idx",
+            ),
+            GinIndex(
+                fields=["user_ids"],
+                opclasses=["jsonb_path_ops"],
+                condition=Q(user_ids__isnull=False),
+                name="entitlement_userids_idx",
+            ),
             # The expiry sweep reads the not-yet-expired entitlements of one expired order;
             # expired ones leave the index, so a sweep never re-reads past work. One column:
             # the planner discounts the heap order of a two-column index and would sort.
@@ -225,6 +240,7 @@ class EntitlementUrlStatus(models.Model):
 
     class Meta:
         verbose_name = "URL status"
+        verbose_name_plural = "URL statuses"
         constraints = [
             models.UniqueConstraint(fields=["entitlement", "portal"], name="urlstatus_unique"),
             models.CheckConstraint(
@@ -233,7 +249,9 @@ class EntitlementUrlStatus(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.entitlement_id}@{self.portal_id}: {self.status}"
+        # "Portal Zuid: processed": how a row reads in the entitlement's page (its inline
+        # loads the portal with the row).
+        return f"{self.portal}: {self.status}"
 
 
 class OutboundMessage(models.Model):
@@ -396,7 +414,10 @@ class StatusEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.entitlement_id}: {self.from_status or '-'} → {self.to_status}"
+        # "created → entitled", or "Portal Zuid: uninitialized → initialized" for a URL
+        # status (the entitlement's inline loads the portal with the row).
+        change = f"{self.from_status or '-'} → {self.to_status}"
+        return f"{self.portal}: {change}" if self.portal_id else change
 
 
 class EnrollmentLookup(models.Model):

@@ -32,3 +32,16 @@ class RemoveIndexConcurrentlyIfPostgres(RemoveIndexConcurrently):
         if schema_editor.connection.vendor == "postgresql":
             return super().database_backwards(app_label, schema_editor, from_state, to_state)
         return RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+
+
+class AddPostgresIndexConcurrently(AddIndexConcurrently):
+    """``CREATE INDEX CONCURRENTLY`` of an index only PostgreSQL has (GIN): nothing elsewhere
+    (the embedded SQLite searches without it)."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor == "postgresql":
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
