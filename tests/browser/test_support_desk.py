@@ -58,13 +58,14 @@ def test_timeline_shows_the_confirmations_outcomes(page, desk, shots):
     )
     timeline = page.locator("table#timeline")
     expect(timeline).to_be_visible()
-    applied = timeline.locator("tr", has_text=APPLIED_RECEIVE_ID)
+    # The confirmation's own row (the status event it caused names it too).
+    applied = timeline.locator("tr.kind-confirmation", has_text=APPLIED_RECEIVE_ID)
     expect(applied).to_have_count(1)
     expect(applied.locator(".outcome")).to_contain_text("applied")
-    duplicate = timeline.locator("tr", has_text=DUPLICATE_RECEIVE_ID)
+    duplicate = timeline.locator("tr.kind-confirmation", has_text=DUPLICATE_RECEIVE_ID)
     expect(duplicate.locator(".outcome")).to_contain_text("duplicate")
     # Time order: the confirmation processed first comes first.
-    texts = timeline.locator("tr").all_inner_texts()
+    texts = timeline.locator("tr.kind-confirmation").all_inner_texts()
     first = next(i for i, t in enumerate(texts) if APPLIED_RECEIVE_ID in t)
     second = next(i for i, t in enumerate(texts) if DUPLICATE_RECEIVE_ID in t)
     assert first < second
