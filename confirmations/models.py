@@ -75,6 +75,9 @@ class Confirmation(models.Model):
     )
     received_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # The X-Request-ID of the PUT that stored it, so the worker's log line about it names it
+    # (docs/operations.md, "Logs"); NULL on rows from before this column.
+    request_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         constraints = [
