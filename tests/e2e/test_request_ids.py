@@ -83,9 +83,11 @@ def test_an_orders_delivery_is_followed_to_the_worker_by_its_request_id(
 
         # Three students: to the licensor and the portal each, and the seller's confirmation.
         delivered = wait_for(
-            lambda: (lines := lines_with(worker, "message delivered", "order-abc-9"))
-            and len(lines) == 7
-            and lines,
+            lambda: (
+                (lines := lines_with(worker, "message delivered", "order-abc-9"))
+                and len(lines) == 7
+                and lines
+            ),
             timeout=60,
             what="seven delivered lines for order-abc-9",
         )
