@@ -68,6 +68,11 @@ def _orjson_default(value):
     return str(value)
 
 
+# A library's fields may be anything: dicts with non-string keys, objects orjson cannot encode
+# (written as their str()).
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, encoded with orjson."""
 
@@ -90,9 +95,10 @@ class JsonFormatter(logging.Formatter):
             doc["stack_info"] = self.formatStack(record.stack_info)
         items = doc.pop(EACH, None)
         if items is None:
-            return orjson.dumps(doc, default=_orjson_default).decode()
+            return orjson.dumps(doc, default=_orjson_default, option=_OPTIONS).decode()
         return "\n".join(
-            orjson.dumps({**doc, **item}, default=_orjson_default).decode() for item in items
+            orjson.dumps({**doc, **item}, default=_orjson_default, option=_OPTIONS).decode()
+            for item in items
         )
 
 

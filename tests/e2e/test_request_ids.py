@@ -96,3 +96,28 @@ def test_an_orders_delivery_is_followed_to_the_worker_by_its_request_id(
     assert {line["level"] for line in delivered} == {"INFO"}
     assert len({line["reference_id"] for line in delivered}) == 7
     assert len(server.received) == 7
+
+
+def test_gunicorn_writes_one_json_line_per_request_to_stderr(hub_server):
+    """Under the production server (gunicorn, threads): the header over real HTTP, and the
+    web process's line in its output."""
+    import httpx
+
+    answer = httpx.get(
+        f"{hub_server.url}/no/such/thing", headers={"X-Request-ID": "live-1"}, timeout=10
+    )
+    assert answer.status_code == 404 and answer.headers["X-Request-ID"] == "live-1"
+    fresh = httpx.get(f"{hub_server.url}/no/such/thing", timeout=10).headers["X-Request-ID"]
+
+    def request_lines():
+        return [
+            line
+            for line in json_lines(hub_server)
+            if line["logger"] == "aanspraak.requests" and line["request_id"] in ("live-1", fresh)
+        ]
+
+    lines = wait_for(lambda: len(request_lines()) == 2 and request_lines(), what="two lines")
+    assert [(line["request_id"], line["status"], line["path"]) for line in lines] == [
+        ("live-1", 404, "/no/such/thing"),
+        (fresh, 404, "/no/such/thing"),
+    ]
