@@ -148,7 +148,9 @@ def production_env(database_url: str, broker_url: str) -> dict[str, str]:
         HUB_FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         DATABASE_URL=database_url,
         CELERY_BROKER_URL=broker_url,
-        HUB_LOG_LEVEL="WARNING",
+        # The production default: the line per request and the workers' lines per row are
+        # part of what is measured (docs/operations.md, "Logs"), in the default JSON format.
+        HUB_LOG_LEVEL="INFO",
         # Plain HTTP on loopback, no proxy: no redirect to https (docs/operations.md).
         HUB_SSL_REDIRECT="off",
         PYTHONUNBUFFERED="1",

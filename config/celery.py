@@ -1,11 +1,23 @@
 """The Celery app: ``celery -A config worker`` and ``celery -A config beat``."""
 
+import logging.config
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("aanspraak")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def use_hub_logging(**kwargs) -> None:
+    """Workers log as the web does (settings.LOGGING: JSON lines unless HUB_LOG_FORMAT=text):
+    with a receiver on this signal Celery leaves logging alone instead of putting its own
+    handler and format on the root logger (docs/operations.md, "Logs")."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

@@ -98,6 +98,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer carries X-Request-ID, one log line per request (docs/operations.md,
+    # "Logs"), timed around everything else.
+    "aanspraak.request_ids.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "aanspraak.middleware.ApiVersionMiddleware",
     # StatusResponse JSON for error answers outside DRF views (docs/api.md, "Errors").
@@ -298,12 +301,20 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Logging ----------------------------------------------------------------------------------
+# --- Logging ---------------------------------------------------------------------------------
+# One JSON object per line on stderr (docs/operations.md, "Logs"); HUB_LOG_FORMAT=text for
+# plain lines (the demo's). Celery workers use this same configuration (config/celery.py).
+HUB_LOG_FORMAT = env.str("HUB_LOG_FORMAT", default="json")
+if HUB_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured("HUB_LOG_FORMAT must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "aanspraak.log_format.JsonFormatter"},
+        "text": {"()": "aanspraak.log_format.TextFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": HUB_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("HUB_LOG_LEVEL", default="INFO")},
     # httpx logs every request at INFO: one line per outbound message. Every attempt is
     # recorded in the database (DeliveryAttempt) already; failures are logged by dispatch.
@@ -352,6 +363,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# The workers keep LOGGING above (config/celery.py configures it on Celery's setup_logging
+# signal; HUB_LOG_LEVEL, not --loglevel, sets the level): JSON lines like the web's.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Work that waits on other parties (outbound delivery, enrollment lookups, usage
 # reconciliation) has its own queue, so applying confirmations ("celery", the default queue)

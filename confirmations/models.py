@@ -80,6 +80,9 @@ class Confirmation(models.Model):
     # so the request's INSERT (services/receive.py, which names its columns) needs no change.
     requeued_by = models.CharField(max_length=150, blank=True, db_default="")
     requeued_at = models.DateTimeField(null=True, blank=True)
+    # The X-Request-ID of the PUT that stored it, so the worker's log line about it names it
+    # (docs/operations.md, "Logs"); NULL on rows from before this column.
+    request_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -312,6 +312,10 @@ class OutboundMessage(models.Model):
     # sent it on its own. Names, not foreign keys: kept when the account is gone.
     requested_by = models.CharField(max_length=150, blank=True, db_default="")
     resent_by = models.CharField(max_length=150, blank=True, db_default="")
+    # The X-Request-ID of the request that created it (an intake, an admin action), so the
+    # delivery worker's log line names it (docs/operations.md, "Logs"); NULL when a worker
+    # created it, and on messages from before this column.
+    request_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         constraints = [

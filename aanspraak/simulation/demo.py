@@ -82,14 +82,23 @@ def start_processes(port: int) -> list[subprocess.Popen]:
         _manage("simulate_party", "--port", "9003", "--hub", hub, "--seller"),
     ]  # fmt: skip
     names = ["web", "worker", "registry", "portal", "seller"]
+    # Plain-text logs for people reading the files (docs/operations.md, "Logs"); the worker
+    # logs warnings only, as its --loglevel says (the hub's logging takes HUB_LOG_LEVEL).
+    text = {**os.environ, "HUB_LOG_FORMAT": "text"}
+    envs = [text, {**text, "HUB_LOG_LEVEL": "WARNING"}, text, text, text]
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     processes = []
-    for name, cmd in zip(names, commands, strict=True):
+    for name, cmd, env in zip(names, commands, envs, strict=True):
         with (logs / f"{name}.log").open("ab") as log:
             processes.append(
                 subprocess.Popen(
-                    cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    cmd,
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
             )
     return processes

@@ -33,11 +33,12 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from aanspraak.db.recordset import update_rows
+from aanspraak.log_format import log_each
 from confirmations.models import Confirmation, ConfirmationState
 from entitlements.rules.transitions import Outcome
 
 from .checks import check_batch
-from .claim import claim
+from .claim import ClaimedRow, claim
 from .replay_batch import Replayed, replay_batch
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ def apply_pending_batch(batch_size: int | None = None, only: int | None = None) 
             # else: deferred (its entitlement is held by another worker); stays pending
         update_rows(Confirmation, OUTCOME_FIELDS, decided + result.redecided, {"decided_at": now})
     deferred = len(batch) - len(decided)
+    _log_decided(batch, decided)
     log.info(
         "applied batch: %d confirmations, %d rejected, %d deferred, %d entitlements changed, "
         "%d events",
@@ -195,4 +197,27 @@ def apply_pending_batch(batch_size: int | None = None, only: int | None = None) 
         result.events,
         deferred,
         len(batch) == limit,
+    )
+
+
+def _log_decided(batch: list[ClaimedRow], decided: list[tuple]) -> None:
+    """One log line per decided confirmation, after commit, with the id of the request that
+    stored it (docs/operations.md, "Logs"): written as one record (``log_each``), so a batch
+    of 500 costs one handler call, not 500."""
+    if not decided or not log.isEnabledFor(logging.INFO):
+        return
+    rows = {row.pk: row for row in batch}
+    log_each(
+        log,
+        logging.INFO,
+        "confirmation decided",
+        [
+            {
+                "request_id": rows[pk].request_id,
+                "receive_id": rows[pk].receive_id,
+                "kind": rows[pk].kind,
+                "outcome": outcome,
+            }
+            for pk, outcome, *_ in decided
+        ],
     )

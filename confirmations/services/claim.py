@@ -40,6 +40,7 @@ class ClaimedRow:
     recipient: int | None = None
     state: str = ConfirmationState.PENDING
     reason: str = ""
+    request_id: str | None = None  # of the PUT that stored it: for the worker's log line
 
 
 def activation_body() -> Case:
@@ -65,6 +66,7 @@ CLAIM_FIELDS = (
     "url_portal",
     "new_url_status",
     "activation_body",
+    "request_id",  # last: ClaimedRow takes it by name
 )
 
 
@@ -77,4 +79,4 @@ def claim(pending: QuerySet, limit: int) -> list[ClaimedRow]:
         .order_by("received_at")
         .values_list(*CLAIM_FIELDS)[:limit]
     )
-    return [ClaimedRow(*row) for row in rows]
+    return [ClaimedRow(*row[:-1], request_id=row[-1]) for row in rows]

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from aanspraak.models import Client, Party
+from aanspraak.request_ids import current_request_id
 from confirmations.models import Confirmation, ConfirmationKind, ConfirmationState
 from entitlements.statuses import EntitlementStatus
 
@@ -43,6 +44,7 @@ _COLUMNS = (
     "state",
     "reason",
     "received_at",
+    "request_id",
 )
 _FIELDS = tuple(Confirmation._meta.get_field(name) for name in _COLUMNS)
 # Only these need the backend's adaptation (JSON, date-times); ids and strings pass as they
@@ -115,7 +117,8 @@ def receive_confirmation(
     url_portal: str | None,
     new_url_status: str | None,
 ) -> None:
-    """Store a validated entitlement confirmation (seed 003) as pending; durable on return."""
+    """Store a validated entitlement confirmation (seed 003) as pending, with the current
+    request's id; durable on return."""
     _store(
         (
             sender.pk,
@@ -133,6 +136,7 @@ def receive_confirmation(
             ConfirmationState.PENDING.value,
             "",
             timezone.now(),
+            current_request_id(),
         )
     )
 
@@ -166,5 +170,6 @@ def receive_activation(
             ConfirmationState.PENDING.value,
             "",
             timezone.now(),
+            current_request_id(),
         )
     )

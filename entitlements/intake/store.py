@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from aanspraak.db.bulk import RawJson, insert_rows, uuid4_strings
 from aanspraak.models import Party
+from aanspraak.request_ids import current_request_id
 from aanspraak.timestamps import rfc3339
 from entitlements import outbox
 from entitlements.models import (
@@ -77,6 +78,7 @@ def queue_confirmation(intake: DeliveryOrderIntake, order: DeliveryOrder, body: 
         intake=intake,
         body=body,
         next_attempt_at=timezone.now(),
+        request_id=current_request_id(),
     )
 
 

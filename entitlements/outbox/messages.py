@@ -8,6 +8,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator
 
+from aanspraak.request_ids import current_request_id
 from entitlements.statuses import EntitlementStatus, MessageKind, MessageState, UrlStatus
 
 MESSAGE_FIELDS = (
@@ -23,6 +24,7 @@ MESSAGE_FIELDS = (
     "next_attempt_at",
     "last_error",
     "created_at",
+    "request_id",
 )
 
 
@@ -35,10 +37,12 @@ def request_row(
     end_date: dt.date | None,
     now: dt.datetime | str,
     reference_id: str | None = None,
+    request_id: str | None = None,
 ) -> tuple:
     """One pending Entitlement request, as a row in MESSAGE_FIELDS order (for insert_rows).
     Requests carry no order or intake link (those are for seller confirmations: the order is
-    the entitlement's, and the partial indexes on the links stay small)."""
+    the entitlement's, and the partial indexes on the links stay small). ``request_id``: the
+    request that caused it (default: the current request's, none in a worker)."""
     return (
         reference_id or str(uuid.uuid4()),
         MessageKind.ENTITLEMENT_REQUEST,
@@ -52,6 +56,7 @@ def request_row(
         now,
         "",
         now,
+        request_id if request_id is not None else current_request_id(),
     )
 
 
@@ -66,7 +71,8 @@ def creation_rows(
     pk, portal pks)``; rows for insert_rows with MESSAGE_FIELDS. Used by intake and by the
     release of students resolved by enrollment. ``references`` supplies the
     entitlementReferenceIds (fresh UUIDs by default); every recipient is added to
-    ``recipients``."""
+    ``recipients``. The rows carry the current request's id (read once)."""
+    request_id = current_request_id()
     for entitlement_pk, licensor_pk, portal_pks in entitlements:
         if recipients is not None:
             recipients.add(licensor_pk)
@@ -78,6 +84,7 @@ def creation_rows(
             end_date=None,
             now=now,
             reference_id=next(references) if references is not None else None,
+            request_id=request_id,
         )
         for portal_pk in portal_pks:
             if recipients is not None:
@@ -90,4 +97,5 @@ def creation_rows(
                 end_date=None,
                 now=now,
                 reference_id=next(references) if references is not None else None,
+                request_id=request_id,
             )

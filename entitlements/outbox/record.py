@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from aanspraak.log_format import log_each
 from aanspraak.outbound import AttemptOutcome, RetryPolicy, SendResult
 from aanspraak.workers import lock_held
 from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundMessage
@@ -67,6 +68,7 @@ def record_results(
     owned: list[tuple] = []
     overrun: list[int] = []
     initialized: list[Message] = []
+    delivered: list[Message] = []
     with transaction.atomic():
         held = lock_held(
             OutboundMessage,
@@ -101,6 +103,7 @@ def record_results(
             if outcome is AttemptOutcome.DELIVERED:
                 owned.append((message.pk, MessageState.DELIVERED, attempt_count, None, "", now))
                 report.delivered += 1
+                delivered.append(message)
                 if message.proposed_url_status == UrlStatus.INITIALIZED:
                     initialized.append(message)
             elif outcome is AttemptOutcome.FAILED:
@@ -123,7 +126,29 @@ def record_results(
             )
         if initialized:
             mark_initialized(initialized, now)
+    _log_delivered(delivered)
     return report
+
+
+def _log_delivered(messages: list[Message]) -> None:
+    """One log line per delivered message, after commit, with the id of the request that
+    created it (docs/operations.md, "Logs"), written as one record (``log_each``)."""
+    if not messages or not log.isEnabledFor(logging.INFO):
+        return
+    log_each(
+        log,
+        logging.INFO,
+        "message delivered",
+        [
+            {
+                "request_id": m.request_id,
+                "reference_id": m.reference_id,
+                "kind": m.kind,
+                "recipient": m.recipient_id,
+            }
+            for m in messages
+        ],
+    )
 
 
 def _attempt(message: Message, result: SendResult, outcome: AttemptOutcome, error: str) -> tuple:

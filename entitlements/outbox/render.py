@@ -40,6 +40,7 @@ class Message:
     recipient_id: int
     entitlement_id: int | None
     proposed_url_status: str | None
+    request_id: str | None = None  # of the request that created it: for the log line
 
 
 # The columns a batch reads: the message, its entitlement and that entitlement's order.
@@ -50,6 +51,7 @@ _COLUMNS = (
     "recipient_id",
     "entitlement_id",
     "proposed_url_status",
+    "request_id",
     "proposed_entitlement_status",
     "proposed_end_date",
     "body",
@@ -187,6 +189,7 @@ def prepare(claim: Claim) -> Prepared:
                 recipient_pk,
                 row["entitlement_id"],
                 row["proposed_url_status"],
+                row["request_id"],
             )
         )
         if row["kind"] == MessageKind.DELIVERYORDER_CONFIRMATION:

@@ -6,6 +6,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from aanspraak.log_format import use_text_format
 from aanspraak.simulation import demo
 
 
@@ -23,6 +24,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         logging.getLogger("httpx").setLevel(logging.WARNING)
+        use_text_format()  # the demo's logs are read by people (HUB_LOG_FORMAT=text)
         login = demo.prepare()
         hub = f"http://127.0.0.1:{options['port']}"
         demo.stop_on_termination()
