@@ -3,8 +3,8 @@
 
 The route label is the URL pattern that matched (``request.resolver_match.route``), never the
 raw path: one series per endpoint, not per delivery order id. A request refused before URL
-resolution (a 413 from the request checks) is resolved here to name its pattern; a path that
-matches none is ``unmatched``. The method is one of HTTP's, else ``other``: a client cannot
+resolution (a 413 from the request checks) is resolved here to name its pattern; a 404 that
+matched no pattern is ``unmatched``. The method is one of HTTP's, else ``other``: a client cannot
 make new series up.
 
 Cost: the metric children of a (method, route, status) are looked up once per process and
@@ -52,7 +52,12 @@ class HttpMetricsMiddleware:
         elapsed = perf_counter() - started
         method = request.method if request.method in METHODS else "other"
         match = getattr(request, "resolver_match", None)
-        route = match.route if match is not None else route_of(request)
+        if match is not None:
+            route = match.route
+        elif response.status_code == 404:
+            route = UNMATCHED  # Django's resolution found no pattern: not walked again
+        else:
+            route = route_of(request)  # refused before resolution (413, 415, 400/12)
         key = (method, route, response.status_code)
         children = self._children.get(key)
         if children is None:
