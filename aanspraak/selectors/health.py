@@ -35,7 +35,7 @@ CHECKS = ("database", "broker", "migrations")
 # Few threads: probes come every few seconds, and a hung check ends on its own timeout.
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readiness")
 # Once the database holds every migration this code knows, it keeps holding them: the check
-# is not repeated (it loads the migration graph) for the life of the process.
+# is not repeated for the life of the process.
 _migrations_ok = threading.Event()
 
 
