@@ -6,6 +6,7 @@ Every value can be overridden from the environment; docs/operations.md says when
 """
 
 import os
+from pathlib import Path
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 # One process per core: the request paths are short and CPU-bound once the database answers.
@@ -22,3 +23,16 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 # Access logs belong to the proxy in front; set GUNICORN_ACCESS_LOG=- to log here too.
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+
+# prometheus_client's multiprocess directory, with config/settings.py's default: the master
+# loads no settings, and its workers inherit the variable (docs/operations.md, "Metrics").
+_data_dir = os.environ.get("HUB_DATA_DIR") or Path(__file__).resolve().parent.parent / "var"
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(_data_dir) / "prometheus"))
+
+
+def child_exit(server, worker):
+    """A worker is gone: prometheus_client drops its live gauges' files (its counters stay
+    counted)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

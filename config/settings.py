@@ -72,6 +72,9 @@ SECURE_SSL_REDIRECT = env.bool("HUB_SSL_REDIRECT", default=PRODUCTION)
 SECURE_HSTS_SECONDS = env.int("HUB_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("HUB_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env.bool("HUB_HSTS_PRELOAD", default=PRODUCTION)
+# A probe of /healthz or /readyz over plain HTTP (a load balancer's, Kubernetes') is answered,
+# not redirected: the answers hold nothing secret (docs/operations.md, "Health").
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 # The admin's session and CSRF cookies travel over https only.
 SESSION_COOKIE_SECURE = env.bool("HUB_SECURE_COOKIES", default=PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -101,6 +104,9 @@ MIDDLEWARE = [
     # First: every answer carries X-Request-ID, one log line per request (docs/operations.md,
     # "Logs"), timed around everything else.
     "aanspraak.request_ids.RequestIdMiddleware",
+    # Second: counts and times every answer, the other middlewares' included
+    # (docs/operations.md, "Metrics").
+    "aanspraak.metrics.middleware.HttpMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "aanspraak.middleware.ApiVersionMiddleware",
     # StatusResponse JSON for error answers outside DRF views (docs/api.md, "Errors").
@@ -320,6 +326,23 @@ LOGGING = {
     # recorded in the database (DeliveryAttempt) already; failures are logged by dispatch.
     "loggers": {"httpx": {"level": env.str("HUB_HTTPX_LOG_LEVEL", default="WARNING")}},
 }
+
+# --- Operations: health and metrics (docs/operations.md, "Health" and "Metrics") -----------
+# prometheus_client's multiprocess mode: every process (gunicorn and Celery workers) writes its
+# metrics to files in this directory and GET /metrics sums them. prometheus_client reads the
+# variable when it is first imported, so the default goes into the environment here, before
+# any metric exists (config/gunicorn.conf.py sets the same default for its master). Empty it
+# before the hub's processes start (``manage.py clear_metrics_dir``).
+PROMETHEUS_MULTIPROC_DIR = env(
+    "PROMETHEUS_MULTIPROC_DIR", cast=Path, default=HUB_DATA_DIR / "prometheus"
+)
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# GET /metrics wants "Authorization: Bearer <this>" when set; open when unset. Read as written.
+HUB_METRICS_TOKEN = os.environ.get("HUB_METRICS_TOKEN", "")
+# Seconds each readiness check (database, broker, migrations) and a scrape's database gauges
+# may take.
+HUB_HEALTH_TIMEOUT = env.float("HUB_HEALTH_TIMEOUT", default=2.0)
 
 # --- Celery and the shared cache: broker, acknowledgement, queues -------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")

@@ -14,3 +14,9 @@ class ConfirmationsConfig(AppConfig):
         from .selectors.search import entitlements_by_receive_id
 
         register_resolver("confirmation receive id", entitlements_by_receive_id)
+
+        from aanspraak.metrics import scrape
+
+        from .selectors.metrics import pending_gauges
+
+        scrape.register(pending_gauges)  # read at every GET /metrics (docs/operations.md)

@@ -350,6 +350,11 @@ class OutboundMessage(models.Model):
                 condition=Q(state="pending"),
                 name="message_pending_claim_idx",
             ),
+            # The failed messages per recipient, for the gauge of GET /metrics
+            # (entitlements/selectors/metrics.py): a scrape reads these entries only.
+            models.Index(
+                fields=["recipient"], condition=Q(state="failed"), name="message_failed_idx"
+            ),
             models.Index(
                 fields=["delivery_order"],
                 condition=Q(delivery_order__isnull=False),

@@ -14,8 +14,9 @@ from django.http import HttpRequest, HttpResponse
 
 from .errors import FunctionalCode, json_error
 
-# The admin keeps Django's own pages and limits.
-NOT_API = ("/admin/",)
+# The admin keeps Django's own pages and limits; health and metrics (aanspraak/operations.py)
+# are not the chain's API either.
+NOT_API = ("/admin/", "/healthz", "/readyz", "/metrics")
 # OAuth2 (RFC 6749) takes form-encoded bodies and no API-Version: only the size applies.
 OAUTH = ("/oauth2/",)
 BODY_METHODS = frozenset({"PUT", "POST", "PATCH"})

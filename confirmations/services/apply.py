@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from django.utils import timezone
 
 from aanspraak.db.recordset import update_rows
 from aanspraak.log_format import log_each
+from aanspraak.metrics import count_confirmations
 from confirmations.models import Confirmation, ConfirmationState
 from entitlements.rules.transitions import Outcome
 
@@ -118,13 +120,13 @@ def _apply_one_at_a_time(batch_size: int | None) -> BatchResult:
     """Apply the oldest pending confirmations each in its own transaction; set aside those
     that raise."""
     limit = batch_size or settings.HUB_APPLY_BATCH_SIZE
-    ids = list(
+    rows = list(
         Confirmation.objects.filter(state=ConfirmationState.PENDING)
         .order_by("received_at")
-        .values_list("id", flat=True)[:limit]
+        .values_list("id", "kind")[:limit]
     )
     total = BatchResult()
-    for pk in ids:
+    for pk, kind in rows:
         try:
             result = apply_pending_batch(1, only=pk)
         except (OperationalError, InterfaceError):
@@ -136,6 +138,7 @@ def _apply_one_at_a_time(batch_size: int | None) -> BatchResult:
                 reason=QUARANTINE_REASON.format(pk=pk),
                 decided_at=timezone.now(),
             )
+            count_confirmations({(kind, Outcome.REJECTED.value): 1})
             result = BatchResult(claimed=1, rejected=1)
         total.claimed += result.claimed
         total.rejected += result.rejected
@@ -163,11 +166,14 @@ def apply_pending_batch(batch_size: int | None = None, only: int | None = None) 
         result = replay_batch(accepted, now) if accepted else Replayed()
 
         decided: list[tuple] = []
+        outcomes: Counter[tuple[str, str]] = Counter()
         for row in batch:
             if row.pk in reasons:
                 decided.append((row.pk, Outcome.REJECTED, reasons[row.pk], None, None))
+                outcomes[row.kind, Outcome.REJECTED.value] += 1
             elif row.pk in result.outcomes:
                 decision = result.outcomes[row.pk]
+                outcomes[row.kind, decision.outcome.value] += 1
                 decided.append(
                     (
                         row.pk,
@@ -179,6 +185,9 @@ def apply_pending_batch(batch_size: int | None = None, only: int | None = None) 
                 )
             # else: deferred (its entitlement is held by another worker); stays pending
         update_rows(Confirmation, OUTCOME_FIELDS, decided + result.redecided, {"decided_at": now})
+    # Counted once committed, one increment per kind and outcome (docs/operations.md,
+    # "Metrics"); the earlier rows a replay re-decided were counted when first decided.
+    count_confirmations(outcomes)
     deferred = len(batch) - len(decided)
     _log_decided(batch, decided)
     log.info(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 import orjson
@@ -13,6 +14,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from aanspraak.log_format import log_each
+from aanspraak.metrics import count_outbound_failures
+from aanspraak.models import Party
 from aanspraak.outbound import AttemptOutcome, RetryPolicy, SendResult
 from aanspraak.workers import lock_held
 from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundMessage
@@ -127,6 +130,7 @@ def record_results(
         if initialized:
             mark_initialized(initialized, now)
     _log_delivered(delivered)
+    _count_failures(messages, results)
     return report
 
 
@@ -148,6 +152,29 @@ def _log_delivered(messages: list[Message]) -> None:
             }
             for m in messages
         ],
+    )
+
+
+# Recipients' names by primary key, for the failure counter's label: read once per process
+# (a renamed party keeps its old label until the worker restarts).
+_recipient_names: dict[int, str] = {}
+
+
+def _count_failures(messages: list[Message], results: list[SendResult]) -> None:
+    """``aanspraak_outbound_failures_total``: the batch's attempts that did not deliver, one
+    increment per recipient (docs/operations.md, "Metrics"), once the batch is recorded."""
+    failures = Counter(
+        message.recipient_id
+        for message, result in zip(messages, results, strict=True)
+        if result.outcome is not AttemptOutcome.DELIVERED
+    )
+    if not failures:
+        return
+    unknown = set(failures) - set(_recipient_names)
+    if unknown:
+        _recipient_names.update(Party.objects.filter(pk__in=unknown).values_list("pk", "name"))
+    count_outbound_failures(
+        (_recipient_names.get(pk, str(pk)), count) for pk, count in failures.items()
     )
 
 
