@@ -8,7 +8,13 @@ from aanspraak.admin_records import RecordAdmin, RecordInline
 
 from .admin_actions import propose_block, propose_cancel, resend_selected
 from .admin_orders import DeliveryOrderPageMixin
-from .admin_search import EntitlementSearchMixin, OrderSellerFilter, SellerFilter, UrlStatusFilter
+from .admin_search import (
+    EntitlementSearchMixin,
+    OrderSellerFilter,
+    SellerFilter,
+    ToStatusFilter,
+    UrlStatusFilter,
+)
 from .models import (
     DeliveryAttempt,
     DeliveryOrder,
@@ -177,7 +183,7 @@ class StatusEventAdmin(ExactSearchMixin, BigTableAdminMixin, RecordAdmin):
         "effective_at",
         "recorded_at",
     ]
-    list_filter = ["cause", "to_status"]
+    list_filter = ["cause", ToStatusFilter]
     exact_search = {"entitlement__entitlement_id": "uuid"}
     list_select_related = ["entitlement", "portal"]
     raw_id_fields = ["entitlement"]

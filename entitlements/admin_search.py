@@ -14,7 +14,7 @@ from aanspraak.models import Party
 
 from .models import EntitlementUrlStatus
 from .selectors.search import find_entitlements
-from .statuses import UrlStatus
+from .statuses import EntitlementStatus, UrlStatus
 
 
 class SellerFilter(admin.SimpleListFilter):
@@ -72,6 +72,25 @@ class UrlStatusFilter(admin.SimpleListFilter):
         if portal and portal.isdigit():
             rows = rows.filter(portal_id=int(portal))
         return queryset.filter(Exists(rows))
+
+
+class ToStatusFilter(admin.SimpleListFilter):
+    """The status-event list's "By to status": the statuses of the transition table, an
+    entitlement's and a URL's, listed from the enums; Django's default filter for a plain
+    column would read ``SELECT DISTINCT`` over every event (0.8 s at national size)."""
+
+    title = "to status"
+    parameter_name = "to_status"
+
+    statuses = tuple(dict.fromkeys([*EntitlementStatus.values, *UrlStatus.values]))
+
+    def lookups(self, request, model_admin):
+        return [(value, value) for value in self.statuses]
+
+    def queryset(self, request, queryset):
+        if self.value() in self.statuses:
+            return queryset.filter(to_status=self.value())
+        return queryset
 
 
 # Filters the delivery order and contract pages link with, beyond those in list_filter.

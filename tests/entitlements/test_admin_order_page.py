@@ -14,13 +14,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from entitlements.models import (
+    DeliveryOrder,
     DeliveryOrderPortal,
     Entitlement,
     EntitlementUrlStatus,
     OutboundMessage,
     StatusEvent,
 )
-from entitlements.selectors.totals import order_totals
+from entitlements.selectors.totals import (
+    _url_status_counts,
+    _url_status_counts_in_python,
+    order_totals,
+)
 from tests.support.factories import make_order
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +56,24 @@ def order(registry):
         kind="deliveryorder-confirmation", recipient=registry.seller, delivery_order=order
     )
     return order
+
+
+def test_url_status_counts_agree_on_postgresql_and_the_embedded_default(order):
+    """The LATERAL statement (PostgreSQL) and the Python count (SQLite) give the same rows."""
+    orders = DeliveryOrder.objects.filter(pk=order.pk).values("pk")
+    assert sorted(_url_status_counts(orders)) == sorted(_url_status_counts_in_python(orders))
+    rows = _url_status_counts(orders)
+    assert {(name, status, n) for _, name, status, n, _ in rows} == {
+        ("Portal Zuid", "processed", 2),
+        ("Portal Zuid", "uninitialized", 4),
+        ("Portal Klei", "processed", 1),
+        ("Portal Klei", "uninitialized", 5),
+    }
+    # Each entitlement counted once per status, whatever its number of portals.
+    firsts = {"processed": 0, "uninitialized": 0}
+    for *_, status, _, first in rows:
+        firsts[status] += first
+    assert firsts == {"processed": 2, "uninitialized": 5}
 
 
 def test_totals(order, registry):
