@@ -215,7 +215,8 @@ def test_four_thousand_requests_through_a_failing_recipient_and_a_killed_worker(
     # recognise (docs/delivery.md).
     sent_for: dict[str, set] = {}
     for body in recipient.server.bodies():
-        if body["entitlementReferenceId"] in twice:
+        # A request the kill cut off after its headers arrives without a body: never accepted.
+        if isinstance(body, dict) and body.get("entitlementReferenceId") in twice:
             sent_for.setdefault(body["entitlementReferenceId"], set()).add(
                 body["entitlement"]["entitlementId"]
             )
