@@ -25,7 +25,7 @@ install: $(BIN)/.installed
 
 chromium:
 	@command -v chromium >/dev/null || \
-		{ $(SUDO) apt-get update && $(SUDO) apt-get install -y chromium; }
+		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
 
 demo: install
 	$(BIN)/python manage.py demo
