@@ -38,8 +38,9 @@ def route_of(request: HttpRequest) -> str:
 
 
 class HttpMetricsMiddleware:
-    """Counts every response by method, route and status and times it by route. First in
-    ``MIDDLEWARE``, so the time and the status include every other middleware's."""
+    """Counts every response by method, route and status and times it by route. Second in
+    ``MIDDLEWARE``, right after the request id's, so the time and the status include every
+    other middleware's."""
 
     def __init__(self, get_response):
         self.get_response = get_response
