@@ -205,6 +205,23 @@ def hub_server(worker_env, tmp_path):
 
 
 @pytest.fixture
+def party_server():
+    """Start loopback parties (``party_server(answer)``); all stopped at the end."""
+    from tests.support.loopback import LoopbackParty
+
+    servers: list[LoopbackParty] = []
+
+    def start(answer=None) -> LoopbackParty:
+        server = LoopbackParty(answer).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
 def woken_drains(monkeypatch):
     """Recipients whose drain was enqueued (by name, ``aanspraak.enqueue``), recorded instead
     of sent to the broker; other tasks sent by name are dropped."""

@@ -8,7 +8,6 @@ import random
 import threading
 import time
 
-import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -19,20 +18,6 @@ from entitlements.models import DeliveryAttempt, EntitlementUrlStatus, OutboundM
 from entitlements.services.resend import resend_messages
 from tests.support.factories import make_order
 from tests.support.loopback import Answer, LoopbackParty, point_party_at
-
-
-@pytest.fixture
-def party_server():
-    servers: list[LoopbackParty] = []
-
-    def start(answer=None) -> LoopbackParty:
-        server = LoopbackParty(answer).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def point(party, server: LoopbackParty, *, token: bool = False) -> None:

@@ -12,24 +12,10 @@ from entitlements import outbox
 from entitlements.outbox import record
 from entitlements.selectors.metrics import outbound_gauges
 from tests.support.factories import make_order
-from tests.support.loopback import Answer, LoopbackParty, point_party_at
+from tests.support.loopback import Answer, point_party_at
 from tests.support.metrics import scrape, value
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def party_server():
-    servers: list[LoopbackParty] = []
-
-    def start(answer=None) -> LoopbackParty:
-        server = LoopbackParty(answer).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def failures(samples, party) -> float:
