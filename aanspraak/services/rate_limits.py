@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 
 from aanspraak.rates import Rate, parse_rate
@@ -62,6 +62,8 @@ def _add_to_shared(client_pk: int, rate: Rate, index: int, requests: int) -> int
 
     On Redis one pipelined round trip (INCRBY and EXPIRE); elsewhere Django's cache API."""
     raw_key = f"rate:{client_pk}:{rate.text}:{index}"
+    # The backend itself: ``django.core.cache.cache`` is a proxy, never a RedisCache.
+    cache = caches["default"]
     try:
         if isinstance(cache, RedisCache):
             pipe = cache._cache.get_client(write=True).pipeline(transaction=False)
