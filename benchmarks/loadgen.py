@@ -184,25 +184,80 @@ def concurrent_queries(
 # --- the paced (open-loop) client -------------------------------------------------------------
 
 
-async def _read_answer(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 answer off a kept-alive connection; its status."""
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("closed")
+class _AnswerReader(asyncio.Protocol):
+    """One kept-alive client connection that reads HTTP/1.1 answers as they arrive.
+
+    A protocol, not a StreamReader: one callback per answer instead of an await per header
+    line, as the client shares the 2 cores with the hub it loads (docs/performance.md, P5)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if self.waiter is not None and not self.waiter.done():
+            try:
+                status = _take_answer(self.buffer)
+            except ValueError as exc:
+                self.waiter.set_exception(exc)
+                return
+            if status is not None:
+                self.waiter.set_result(status)
+
+    async def exchange(self, raw: bytes) -> int:
+        """Send one request; its answer's status."""
+        if self.closed or self.transport is None:
+            raise ConnectionError("closed")
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(raw)
+        return await self.waiter
+
+
+def _take_answer(buffer: bytearray) -> int | None:
+    """The status of the whole answer at the start of ``buffer``, removing it; None while
+    it is incomplete. Reads Content-Length and chunked bodies."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+    status = int(head[0].split()[1])
     length, chunked = 0, False
-    while (line := await reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.strip().lower() == "content-length":
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
             length = int(value.strip())
-        elif name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+        elif name == "transfer-encoding" and "chunked" in value.lower():
             chunked = True
+    at = end + 4
     if chunked:
-        while (size := int((await reader.readline()).split(b";")[0], 16)) > 0:
-            await reader.readexactly(size + 2)
-        await reader.readline()
-    elif length:
-        await reader.readexactly(length)
-    return int(status_line.split()[1])
+        while True:
+            line_end = buffer.find(b"\r\n", at)
+            if line_end < 0:
+                return None
+            size = int(bytes(buffer[at:line_end]).split(b";")[0], 16)
+            at = line_end + 2 + size + 2
+            if len(buffer) < at:
+                return None
+            if size == 0:
+                break
+    else:
+        at += length
+        if len(buffer) < at:
+            return None
+    del buffer[:at]
+    return status
 
 
 def http_request(host: str, port: int, path: str, token: str, body: bytes) -> bytes:
@@ -227,27 +282,26 @@ async def paced_requests(
 
     async def connection() -> None:
         nonlocal errors
-        reader = writer = None
+        loop = asyncio.get_running_loop()
+        reader: _AnswerReader | None = None
         while (item := await queue.get()) is not None:
             index, raw = item
             status = 0
             for _attempt in range(2):  # the server may have closed an idle connection
                 try:
-                    if writer is None:
-                        reader, writer = await asyncio.open_connection(host, port)
-                    writer.write(raw)
-                    await writer.drain()
-                    status = await _read_answer(reader)
+                    if reader is None or reader.closed:
+                        _, reader = await loop.create_connection(_AnswerReader, host, port)
+                    status = await reader.exchange(raw)
                     break
-                except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError):
-                    if writer is not None:
-                        writer.close()
-                    reader = writer = None
+                except (OSError, ConnectionError, ValueError):
+                    if reader is not None and reader.transport is not None:
+                        reader.transport.close()
+                    reader = None
             if status != 202:
                 errors += 1
             on_answer(index, status, time.perf_counter())
-        if writer is not None:
-            writer.close()
+        if reader is not None and reader.transport is not None:
+            reader.transport.close()
 
     workers = [asyncio.create_task(connection()) for _ in range(connections)]
     started = time.perf_counter()

@@ -240,3 +240,24 @@ def cpu_shares(
     total = sum(used.values()) or 1.0
     ranked = sorted(used.items(), key=lambda item: -item[1])[:top]
     return ", ".join(f"{name} {100 * seconds / total:.0f} %" for name, seconds in ranked)
+
+
+def machine_seconds() -> dict[str, float]:
+    """The machine's CPU seconds so far, all cores together, from ``/proc/stat``: ``busy``,
+    ``idle`` (with I/O wait) and ``steal`` (taken by the host from this virtual machine). Two
+    readings tell whether a scenario had the machine to itself and whether it ran out of it."""
+    tick = os.sysconf("SC_CLK_TCK")
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (values + [0] * 8)[:8]
+    return {
+        "busy": (user + nice + system + irq + softirq) / tick,
+        "idle": (idle + iowait) / tick,
+        "steal": steal / tick,
+    }
+
+
+def machine_use(before: dict[str, float], after: dict[str, float]) -> str:
+    """``busy 97 %, steal 2 %`` of the machine between two ``machine_seconds`` readings."""
+    spent = {key: after[key] - before[key] for key in before}
+    total = sum(spent.values()) or 1.0
+    return f"busy {100 * spent['busy'] / total:.0f} %, steal {100 * spent['steal'] / total:.0f} %"

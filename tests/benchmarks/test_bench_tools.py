@@ -94,3 +94,18 @@ def test_paced_client_keeps_its_connections_alive_and_counts_every_answer(party)
     assert set(answers.values()) == {202}
     assert party.counts() == {"/hub": 300}
     assert took >= 299 / 600  # paced, not as fast as possible
+
+
+def test_paced_client_reads_whole_answers_only_and_leaves_the_next_one():
+    from benchmarks.loadgen import _take_answer
+
+    buffer = bytearray(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\nHTTP/1.1 400 Bad")
+    assert _take_answer(buffer) == 202
+    assert _take_answer(buffer) is None  # the next answer is not complete yet
+    buffer += b" Request\r\ncontent-length: 4\r\n\r\n{}\r\n"
+    assert _take_answer(buffer) == 400 and buffer == b""
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    buffer += chunked[:-2]
+    assert _take_answer(buffer) is None
+    buffer += chunked[-2:]
+    assert _take_answer(buffer) == 200 and buffer == b""
