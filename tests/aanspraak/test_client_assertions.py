@@ -6,17 +6,16 @@ issued (aanspraak/services/client_assertions.py)."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 from django.core.cache import cache
 from django.test import Client as HttpClient
-from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, OctKey, RSAKey
 from oauth2_provider.models import AccessToken
 
 from aanspraak.models import Client
 from aanspraak.services.client_assertions import ASSERTION_TYPE
+from tests.support.keys import signed_assertion
 from tests.support.loopback import Answer, LoopbackParty
 
 pytestmark = pytest.mark.django_db
@@ -40,19 +39,9 @@ def jwt_client(registry):
 
 
 def assertion(key=RSA, alg="RS256", *, header=None, **claims) -> str:
-    now = int(time.time())
-    body = {
-        "iss": "noord-lr",
-        "sub": "noord-lr",
-        "aud": AUDIENCE,
-        "iat": now,
-        "exp": now + 300,
-        "jti": uuid.uuid4().hex,
-    }
-    body.update(claims)
-    body = {k: v for k, v in body.items() if v is not None}
-    head = {"alg": alg, "kid": key.kid} if header is None else header
-    return jwt.encode(head, body, key, algorithms=ALL)
+    return signed_assertion(
+        "noord-lr", key, AUDIENCE, alg=alg, header=header, algorithms=ALL, **claims
+    )
 
 
 def ask(signed: str | None, **form):

@@ -19,8 +19,6 @@ import io
 import json
 import logging
 import secrets
-import time
-import uuid
 
 import pytest
 import yaml
@@ -29,7 +27,6 @@ from django.core.management import call_command
 from django.test import Client as HttpClient
 from django.urls import reverse
 from django.utils import timezone
-from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
 from aanspraak.services.client_assertions import ASSERTION_TYPE
@@ -37,6 +34,7 @@ from entitlements import outbox
 from entitlements.models import OutboundMessage
 from tests.support.confirm_helpers import licensor_body, request_to
 from tests.support.factories import REGISTRY, make_order
+from tests.support.keys import signed_assertion
 from tests.support.loopback import LoopbackParty
 from tests.support.tokens import token_rows
 
@@ -106,17 +104,7 @@ class Recorder:
 
 
 def assertion(client_id: str, key=KEY, **claims) -> str:
-    now = int(time.time())
-    body = {
-        "iss": client_id,
-        "sub": client_id,
-        "aud": "http://testserver/oauth2/token/",
-        "iat": now,
-        "exp": now + 300,
-        "jti": uuid.uuid4().hex,
-        **claims,
-    }
-    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
+    return signed_assertion(client_id, key, "http://testserver/oauth2/token/", **claims)
 
 
 @pytest.fixture
