@@ -109,3 +109,17 @@ def test_paced_client_reads_whole_answers_only_and_leaves_the_next_one():
     assert _take_answer(buffer) is None
     buffer += chunked[-2:]
     assert _take_answer(buffer) == 200 and buffer == b""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_middleware_cost_puts_real_confirmations_through_each_variant(registry):
+    """benchmarks/middleware_cost.py: every request of every variant is a stored 202."""
+    from benchmarks.middleware_cost import measure
+    from confirmations.models import Confirmation
+    from tests.support.factories import make_order
+
+    order = make_order(registry, 2)
+    times = measure(rounds=2, per_round=3, order_pk=order.pk)
+    assert set(times) == {"the hub's middleware", "without the admin's four", "none"}
+    assert all(len(values) == 2 and min(values) > 0 for values in times.values())
+    assert Confirmation.objects.filter(state="pending").count() == 3 * 2 * 3
