@@ -252,11 +252,10 @@ def main() -> int:
     parser.add_argument("--students", type=int, default=10_000)
     parser.add_argument("--apply", action="store_true", help="apply in-process and time it")
     args = parser.parse_args()
-    from benchmarks.databases import bench_database_url, recreate_database
+    from benchmarks.databases import bench_database_url, postgres_url, recreate_database
 
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        print("set DATABASE_URL to a PostgreSQL server (postgres://...)", file=sys.stderr)
+    url = postgres_url()
+    if url is None:
         return 2
     bench_url, admin_url, name = bench_database_url(url, "_workload")
     recreate_database(admin_url, name)

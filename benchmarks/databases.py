@@ -4,7 +4,19 @@ on every exit path, so they never touch real or test data."""
 
 from __future__ import annotations
 
+import os
+import sys
 from urllib.parse import urlparse, urlunparse
+
+
+def postgres_url(default: str = "") -> str | None:
+    """``DATABASE_URL`` (else ``default``) if it names a PostgreSQL server; else None, with
+    the reason on stderr (the benchmarks then exit 2)."""
+    url = os.environ.get("DATABASE_URL", default)
+    if not url.startswith(("postgres://", "postgresql://")):
+        print("set DATABASE_URL to a PostgreSQL server (postgres://...)", file=sys.stderr)
+        return None
+    return url
 
 
 def bench_database_url(url: str, suffix: str = "_bench") -> tuple[str, str, str]:

@@ -29,6 +29,7 @@ START, END = "<!-- intake-benchmark:start -->", "<!-- intake-benchmark:end -->"
 from benchmarks.databases import (  # noqa: E402 - after the path is set for a script run
     bench_database_url,
     drop_database,
+    postgres_url,
     recreate_database,
 )
 
@@ -61,9 +62,8 @@ def main() -> int:
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        print("set DATABASE_URL to a PostgreSQL server (postgres://...)", file=sys.stderr)
+    url = postgres_url()
+    if url is None:
         return 2
     bench_url, admin_url, name = bench_database_url(url)
     recreate_database(admin_url, name)

@@ -20,7 +20,6 @@ import io
 import json
 import os
 import statistics
-import sys
 import time
 import uuid
 
@@ -127,12 +126,17 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=24)
     parser.add_argument("--per-round", type=int, default=300)
     args = parser.parse_args()
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        print("set DATABASE_URL to a PostgreSQL server (postgres://...)", file=sys.stderr)
-        return 2
-    from benchmarks.databases import bench_database_url, drop_database, recreate_database
+    from benchmarks.databases import (
+        bench_database_url,
+        drop_database,
+        postgres_url,
+        recreate_database,
+    )
     from benchmarks.run import DEFAULT_BROKER_URL
+
+    url = postgres_url()
+    if url is None:
+        return 2
 
     bench_url, admin_url, name = bench_database_url(url, "_mwcost")
     broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER_URL)

@@ -53,9 +53,8 @@ def main() -> int:
 
     from benchmarks import databases, scenarios, stack
 
-    url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-    if not url.startswith(("postgres://", "postgresql://")):
-        print("set DATABASE_URL to a PostgreSQL server (postgres://...)", file=sys.stderr)
+    url = databases.postgres_url(DEFAULT_DATABASE_URL)
+    if url is None:
         return 2
     broker = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER_URL)
     wanted = [s.strip().upper() for s in args.only.split(",") if s.strip()] or list(
