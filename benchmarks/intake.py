@@ -108,19 +108,9 @@ def run(args, name: str, admin_url: str) -> int:
     figures.append(("validation only (no database)", time.perf_counter() - started))
 
     # The whole request, through Django and DRF, with an access token of the demo seller.
-    import datetime as dt
-    import secrets
+    from benchmarks.tokens import issue_token
 
-    from django.utils import timezone
-    from oauth2_provider.models import AccessToken
-
-    token = secrets.token_urlsafe(30)
-    AccessToken.objects.create(
-        application=seller.clients.get(),
-        token=token,
-        scope="eduv.entitlement.seller",
-        expires=timezone.now() + dt.timedelta(hours=1),
-    )
+    token = issue_token(seller.clients.get(), scope="eduv.entitlement.seller")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     raw = json.dumps(body(n, "DO-bench-http"))

@@ -33,23 +33,11 @@ ADMIN_ONLY = (
 
 def _confirmation(order_pk: int) -> tuple[str, dict]:
     """A licence registry's token and a confirmation body for the order's first request."""
-    import datetime as dt
-    import secrets
-
-    from django.utils import timezone
-    from oauth2_provider.models import AccessToken
-
     from aanspraak.models import Client
+    from benchmarks.tokens import issue_token
     from entitlements.models import OutboundMessage
 
-    client = Client.objects.get(client_id="noord-lr")
-    token = secrets.token_urlsafe(30)
-    AccessToken.objects.create(
-        application=client,
-        token=token,
-        scope=client.allowed_scopes,
-        expires=timezone.now() + dt.timedelta(hours=1),
-    )
+    token = issue_token(Client.objects.get(client_id="noord-lr"))
     message = (
         OutboundMessage.objects.filter(
             entitlement__delivery_order_id=order_pk, recipient__name="Uitgeverij Noord"

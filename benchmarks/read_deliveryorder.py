@@ -95,22 +95,10 @@ def build(n: int) -> None:
 
 
 def _token() -> str:
-    import datetime as dt
-
-    from django.utils import timezone
-    from oauth2_provider.models import AccessToken
-
     from aanspraak.models import Client
+    from benchmarks.tokens import issue_token
 
-    client = Client.objects.get(client_id="oost-seller")
-    AccessToken.objects.filter(token="bench-token").delete()
-    AccessToken.objects.create(
-        application=client,
-        token="bench-token",
-        scope=client.allowed_scopes,
-        expires=timezone.now() + dt.timedelta(hours=1),
-    )
-    return "bench-token"
+    return issue_token(Client.objects.get(client_id="oost-seller"), token="bench-token")
 
 
 def _read_once(http, token: str) -> tuple[int, int]:
