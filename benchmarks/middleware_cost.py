@@ -142,17 +142,14 @@ def main() -> int:
         import django
 
         django.setup()
-        import logging
 
         from django.core.management import call_command
         from django.db import connections
 
         from benchmarks.apply_workload import make_order
+        from benchmarks.logs import log_to_devnull
 
-        devnull = open(os.devnull, "w")  # noqa: SIM115 (open for the whole run)
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, logging.StreamHandler):
-                handler.setStream(devnull)
+        log_to_devnull()
         call_command("migrate", verbosity=0)
         order_pk = make_order(10)
         times = measure(args.rounds, args.per_round, order_pk)

@@ -24,6 +24,7 @@ from django.test import RequestFactory  # noqa: E402
 
 from aanspraak.log_format import log_each  # noqa: E402
 from aanspraak.request_ids import RequestIdMiddleware  # noqa: E402
+from benchmarks.logs import log_to_devnull  # noqa: E402
 
 # Many short rounds, the best kept, on the thread's CPU clock: the least disturbed by other
 # processes on a busy machine.
@@ -43,10 +44,7 @@ def _best(run, calls: int) -> float:
 
 
 def main() -> None:
-    devnull = open(os.devnull, "w")  # noqa: SIM115 (open for the whole run)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(devnull)
+    log_to_devnull()
     factory = RequestFactory()
     with_id = factory.put("/entitlements/confirmations", HTTP_X_REQUEST_ID="abc-123")
     without_id = factory.put("/entitlements/confirmations")
