@@ -206,7 +206,7 @@ def p5_end_to_end(bench: Bench) -> list[Figure]:
         + "; ".join(
             f"{r.rate:.0f}/s sent, 202 to visible p95 {r.visible.percentile(95):,.0f} ms, "
             f"the 202 itself (from its planned sending) p50 {r.answer_ms[0]:,.0f} ms and "
-            f"p99 {r.answer_ms[1]:,.0f} ms"
+            f"p99 {r.answer_ms[1]:,.0f} ms, hub CPU {r.hub_ms:.2f} ms a confirmation"
             for r in runs
         )
         + f". A poller read the (at most {POLL_ORDERS}) orders of {per_order} entitlements "
