@@ -160,7 +160,7 @@ POLL_ORDERS = 4
 
 
 @dataclass
-class _P5Run:
+class P5Run:
     """What one P5 run measured."""
 
     visible: loadgen.LoadResult  # 202 to visible in the GET, per confirmation seen
@@ -190,7 +190,12 @@ def p5_end_to_end(bench: Bench) -> list[Figure]:
     ``bench.runs`` runs, each on orders of its own; each figure is the median of the runs
     (losses, unseen confirmations and errors: their sum)."""
     rate = 500
-    runs = [_p5_run(bench, run, rate) for run in range(bench.runs)]
+    return p5_summary(bench, [_p5_run(bench, run, rate) for run in range(bench.runs)], rate)
+
+
+def p5_summary(bench: Bench, runs: list[P5Run], rate: int) -> list[Figure]:
+    """P5's figures from its runs (medians; losses, unseen and errors summed), its note and
+    its plotted distribution (the run with the median p95)."""
     middle = sorted(runs, key=lambda r: r.visible.percentile(95))[len(runs) // 2]
     bench.distributions["P5 202 to visible in GET"] = middle.visible.percentiles_ms
     p95 = median([r.visible.percentile(95) for r in runs])
@@ -236,7 +241,7 @@ def _p5_order_size(bench: Bench) -> int:
     return 200 if bench.quick else 1_000
 
 
-def _p5_run(bench: Bench, run: int, rate: int) -> _P5Run:
+def _p5_run(bench: Bench, run: int, rate: int) -> P5Run:
     """One P5 run: its own orders, workers and beat; sends, observes, counts."""
     seconds = bench.seconds(60)
     per_order = _p5_order_size(bench)
@@ -389,7 +394,7 @@ def _p5_run(bench: Bench, run: int, rate: int) -> _P5Run:
         gc.unfreeze()
     latencies = [(seen[i] - answered[i]) * 1000 for i in seen]
     answers = loadgen.latencies_to_result(answer_ms, took, errors)
-    return _P5Run(
+    return P5Run(
         visible=loadgen.latencies_to_result(latencies, took, errors),
         answer_ms=(answers.percentile(50), answers.percentile(99)),
         sent=len(requests),

@@ -123,3 +123,31 @@ def test_middleware_cost_puts_real_confirmations_through_each_variant(registry):
     assert set(times) == {"the hub's middleware", "without the admin's four", "none"}
     assert all(len(values) == 2 and min(values) > 0 for values in times.values())
     assert Confirmation.objects.filter(state="pending").count() == 3 * (2 + 1) * 3  # + warm-up
+
+
+def test_p5_figures_are_the_median_of_the_runs_and_losses_their_sum():
+    """benchmarks/scenarios/confirmations.py: P5 reports the median run, never one run, and
+    a loss in any run shows."""
+    from benchmarks.loadgen import latencies_to_result
+    from benchmarks.scenarios.bench import Bench
+    from benchmarks.scenarios.confirmations import P5Run, p5_summary
+
+    def run(rate: float, p95_ms: float, lost: int = 0) -> P5Run:
+        visible = latencies_to_result([p95_ms] * 100, 60.0, 0)
+        return P5Run(
+            visible=visible, answer_ms=(10.0, 200.0), sent=30_000, answered=30_000,
+            lost=lost, unseen=0, errors=0, took=30_000 / rate, orders_read=300,
+            bytes_read=180_000_000, apply_lag_ms=(100.0, 240.0), cpu="gunicorn 60 %",
+            machine="busy 90 %", hub_ms=2.5 + rate / 1000, observer_ms=0.3,
+        )  # fmt: skip
+
+    bench = Bench(env={}, dsn="", party=None, hub=None, floor=None, tokens={}, parties={})
+    figures = p5_summary(bench, [run(401, 1200), run(499, 600, lost=2), run(496, 700)], 500)
+    by_name = {f.figure: f for f in figures}
+    assert by_name["sent per second"].hub == pytest.approx(496)
+    assert by_name["sent per second"].ok  # ≥ 475: two of three runs kept the rate
+    assert by_name["202 to visible, p95"].hub == 700
+    assert by_name["202s never applied (lost)"].hub == 2
+    assert not by_name["202s never applied (lost)"].ok
+    assert bench.distributions["P5 202 to visible in GET"][-1][1] == 700  # the median run
+    assert "401/s sent" in bench.notes[0] and "hub CPU 2.90 ms" in bench.notes[0]
