@@ -196,9 +196,9 @@ def p5_end_to_end(bench: Bench) -> list[Figure]:
 def p5_summary(bench: Bench, runs: list[P5Run], rate: int) -> list[Figure]:
     """P5's figures from its runs (medians; losses, unseen and errors summed), its note and
     its plotted distribution (the run with the median p95)."""
-    middle = sorted(runs, key=lambda r: r.visible.percentile(95))[len(runs) // 2]
-    bench.distributions["P5 202 to visible in GET"] = middle.visible.percentiles_ms
-    p95 = median([r.visible.percentile(95) for r in runs])
+    visible = [r.visible for r in runs]
+    bench.distributions["P5 202 to visible in GET"] = median_run(visible, 95).percentiles_ms
+    p95 = median([v.percentile(95) for v in visible])
     sent_rate = median([r.rate for r in runs])
     lost, unseen, errors = (
         sum(getattr(r, name) for r in runs) for name in ("lost", "unseen", "errors")
