@@ -27,11 +27,17 @@ def lease_seconds() -> float:
     return worker_lease_seconds(batch_size())
 
 
-def claim_due(recipient_id: int, limit: int | None = None) -> Claim:
+def claim_due(
+    recipient_id: int, limit: int | None = None, due_by: dt.datetime | None = None
+) -> Claim:
     """Claim up to ``limit`` due messages of one recipient for this worker: lock them
     (skipping rows other workers hold) and lease them by moving ``next_attempt_at`` ahead.
 
-    Due retries (``next_attempt_at <= now``) come first, then messages never tried
+    ``due_by`` (default now) is the moment a retry must have been due by: a drain passes its
+    start, so a message it failed is never tried twice in one drain, however short the
+    jitter made its wait (the drain reports ``more`` and is run again instead).
+
+    Due retries (``next_attempt_at <= due_by``) come first, then messages never tried
     (``next_attempt_at`` null), each in (next_attempt_at, id) order: two range scans of the
     pending index on (recipient, next_attempt_at, id), which stop after ``limit`` rows
     however many are due. (One ``<= now OR IS NULL`` scan would walk every leased and
@@ -42,7 +48,10 @@ def claim_due(recipient_id: int, limit: int | None = None) -> Claim:
         state=MessageState.PENDING, recipient_id=recipient_id
     ).order_by("next_attempt_at", "id")
     return claim_leased(
-        [pending.filter(next_attempt_at__lte=now), pending.filter(next_attempt_at__isnull=True)],
+        [
+            pending.filter(next_attempt_at__lte=min(now, due_by or now)),
+            pending.filter(next_attempt_at__isnull=True),
+        ],
         limit or batch_size(),
         lease,
         "next_attempt_at",

@@ -57,6 +57,7 @@ def drain(recipient_id: int, time_budget: float | None = None) -> DrainReport:
 
 def _drain_locked(recipient_id: int, budget: float, report: DrainReport) -> None:
     policy = RetryPolicy.from_settings()
+    started = timezone.now()
     # One pool for the whole drain, and the next batch is claimed and queued on it before
     # the one in flight is recorded (``run_batches(overlap=True)``): the requests never wait
     # for the database, and the database work of one batch overlaps the sending of the next.
@@ -66,6 +67,8 @@ def _drain_locked(recipient_id: int, budget: float, report: DrainReport) -> None
             queued = start(prepare(claim), pool)
             return lambda: report.add(finish(queued, policy))
 
-        run = run_batches(lambda: claim_due(recipient_id), begin, budget, overlap=True)
+        run = run_batches(
+            lambda: claim_due(recipient_id, due_by=started), begin, budget, overlap=True
+        )
     report.batches += run.batches
     report.more = run.more

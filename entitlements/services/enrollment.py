@@ -153,12 +153,15 @@ def check_enrollments(entitlements: QuerySet[Entitlement]) -> CheckReport:
 # --- Resolving --------------------------------------------------------------------------------
 
 
-def claim_due(limit: int | None = None) -> Claim:
+def claim_due(limit: int | None = None, due_by: dt.datetime | None = None) -> Claim:
     """Claim up to ``limit`` due lookups for this worker (``aanspraak.workers``: locked rows
     of other workers are skipped; the lease moves ``next_attempt_at`` ahead so a crashed
-    worker's claim comes back)."""
+    worker's claim comes back). ``due_by`` (default now): a run passes its start, so a
+    lookup it retried waits for the next run however short its backoff."""
     now = timezone.now()
-    due = EnrollmentLookup.objects.filter(state=State.PENDING, next_attempt_at__lte=now)
+    due = EnrollmentLookup.objects.filter(
+        state=State.PENDING, next_attempt_at__lte=min(now, due_by or now)
+    )
     return claim_leased(
         [due.order_by("next_attempt_at", "id")],
         limit or batch_size(),
@@ -381,10 +384,11 @@ def resolve_due(time_budget: float | None = None) -> ResolveReport:
     budget = time_budget if time_budget is not None else tuning.drain_seconds()
     policy = RetryPolicy.from_settings()
     report = ResolveReport()
+    started = timezone.now()
 
     def begin(claim: Claim) -> Callable[[], None]:
         return lambda: report.add(resolve_batch(claim, policy))
 
-    run = run_batches(claim_due, begin, budget)
+    run = run_batches(lambda: claim_due(due_by=started), begin, budget)
     report.batches, report.more = run.batches, run.more
     return report

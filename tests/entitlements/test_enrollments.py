@@ -365,6 +365,17 @@ def test_server_error_is_retried_with_backoff_then_resolves(registry, admin_serv
     assert Entitlement.objects.get().messages.count() == 2
 
 
+def test_a_run_tries_each_lookup_once_however_short_the_backoff(registry, admin_server, settings):
+    settings.HUB_RETRY_BASE_SECONDS = 0
+    settings.HUB_ENROLLMENT_BATCH_SIZE = 1
+    admin_server.answer = lambda r: Answer(503)
+    _intake(registry, ["E-1", "E-2"])
+    report = service.resolve_due(time_budget=30)
+    assert (report.retry, report.batches) == (2, 2)
+    assert set(EnrollmentLookup.objects.values_list("attempt_count", flat=True)) == {1}
+    assert service.resolve_due(time_budget=30).retry == 2
+
+
 def test_gives_up_after_the_horizon(registry, admin_server, settings):
     settings.HUB_RETRY_HORIZON_SECONDS = 0
     admin_server.answer = lambda r: Answer(503, {})

@@ -142,6 +142,25 @@ def test_503_is_retried_later(registry, party_server, settings):
     assert len(server.received) == 2
 
 
+def test_a_drain_tries_each_message_once_however_short_the_backoff(
+    registry, party_server, settings
+):
+    # A wait of zero makes every failed message due again at once; the drain still takes
+    # only what was due when it started, and asks to be run again (``more``).
+    settings.HUB_RETRY_BASE_SECONDS = 0
+    settings.HUB_OUTBOUND_BATCH_SIZE = 2
+    server = party_server(lambda r: Answer(503))
+    point(registry.licensor, server)
+    make_order(registry, 5)
+    report = outbox.drain(registry.licensor.pk, time_budget=30)
+    assert (report.retry, report.batches, report.more) == (5, 3, True)
+    assert len(server.received) == 5
+    attempts = OutboundMessage.objects.filter(recipient=registry.licensor)
+    assert set(attempts.values_list("attempt_count", flat=True)) == {1}
+    # The next drain takes them again.
+    assert outbox.drain(registry.licensor.pk, time_budget=30).retry == 5
+
+
 def test_429_honours_retry_after(registry, party_server):
     server = party_server(lambda r: Answer(429, headers={"Retry-After": "600"}))
     point(registry.licensor, server)
