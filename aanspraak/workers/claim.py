@@ -63,13 +63,18 @@ def lock_held(
     state_field: str = "state",
     lease_field: str = "next_attempt_at",
 ) -> Held:
-    """Lock the rows ``ids`` (``SELECT ... FOR UPDATE``, in id order: the lock order of
-    every worker) and sort them into those still held with ``lease`` (``state_field`` is
+    """Lock the rows ``ids`` (``SELECT ... FOR NO KEY UPDATE``, in id order: the lock order
+    of every worker) and sort them into those still held with ``lease`` (``state_field`` is
     ``pending``, ``lease_field`` equals ``lease``) and those lost. Call it inside the
-    transaction that records the results."""
+    transaction that records the results.
+
+    NO KEY: the recording changes no key, and a plain FOR UPDATE would also block the
+    ``FOR KEY SHARE`` of another transaction's foreign-key check on these rows (a confirmation
+    applied and linked to its request at that moment): with the URL statuses the recording
+    locks next, the two would deadlock (docs/architecture.md, "Workers")."""
     held = Held()
     for pk, state, leased, *values in (
-        model.objects.select_for_update()
+        model.objects.select_for_update(no_key=True)
         .filter(id__in=list(ids))
         .order_by("id")
         .values_list("id", state_field, lease_field, *fields)

@@ -166,7 +166,9 @@ def cancel_unresolved(order_pks: list[int], now: dt.datetime | None = None) -> i
     order's first cancellation. Returns the number of entitlements cancelled."""
     now = now or timezone.now()
     rows = list(
-        Entitlement.objects.select_for_update(of=("self",))
+        # NO KEY, as the replay locks entitlements: a plain FOR UPDATE would block the
+        # KEY SHARE of a concurrent commit's StatusEvents pointing at them.
+        Entitlement.objects.select_for_update(of=("self",), no_key=True)
         .filter(
             delivery_order_id__in=order_pks,
             delivery_order__status=DeliveryOrderStatus.CANCELLED,
