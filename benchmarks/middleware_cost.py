@@ -26,7 +26,7 @@ import uuid
 ADMIN_ONLY = (
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "aanspraak.middleware.AuthenticationMiddleware",
     "aanspraak.middleware.AdminMessageMiddleware",
 )
 

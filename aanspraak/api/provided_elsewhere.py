@@ -5,13 +5,13 @@ when called")."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework.views import APIView
 
 from .errors import json_error
 from .schema import error_responses
+from .views import HubAPIView
 
 
-class ProvidedElsewhereView(APIView):
+class ProvidedElsewhereView(HubAPIView):
     """Answers every method with 405 and a StatusResponse naming the provider. ``Allow`` is
     empty: the hub allows no method on this resource (RFC 9110 §10.2.1). No token is needed:
     the answer is the same for everyone."""

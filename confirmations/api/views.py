@@ -6,11 +6,11 @@ from __future__ import annotations
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from aanspraak.api.caller import Caller
 from aanspraak.api.errors import Forbidden, NotFound, ScopeRequired
 from aanspraak.api.schema import error_responses
+from aanspraak.api.views import HubAPIView
 from aanspraak.choices import Scope
 from confirmations.selectors.outcome import confirmation_outcome
 from confirmations.services.receive import receive_activation, receive_confirmation
@@ -73,7 +73,7 @@ def check_confirmation_rights(caller: Caller, data: dict) -> str | None:
     return portal
 
 
-class ConfirmationView(APIView):
+class ConfirmationView(HubAPIView):
     """A licence registry or portal confirms an entitlement (seed 003)."""
 
     required_scopes = (Scope.ENTITLEMENT_LICENSOR, Scope.ENTITLEMENT_PORTAL)
@@ -113,7 +113,7 @@ class ConfirmationView(APIView):
         return accepted()
 
 
-class ConfirmationOutcomeView(APIView):
+class ConfirmationOutcomeView(HubAPIView):
     """The state of a confirmation (docs/confirmations.md, "Outcomes"), for its sender only."""
 
     required_scopes = (
@@ -165,7 +165,7 @@ class ConfirmationOutcomeView(APIView):
         )
 
 
-class ActivationView(APIView):
+class ActivationView(HubAPIView):
     """A licence registry reports an initial activation (docs/confirmations.md)."""
 
     required_scopes = (Scope.USAGE_LICENSOR,)

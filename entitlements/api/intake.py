@@ -3,17 +3,17 @@
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from aanspraak.api.caller import get_caller
 from aanspraak.api.errors import ApiError
 from aanspraak.api.schema import error_responses
+from aanspraak.api.views import HubAPIView
 from aanspraak.choices import Scope
 from entitlements.api.schema import DeliveryOrderAcceptedSerializer, DeliveryOrderMessageSerializer
 from entitlements.intake import IntakeError, receive_delivery_order
 
 
-class DeliveryOrderIntakeView(APIView):
+class DeliveryOrderIntakeView(HubAPIView):
     """Accept a delivery order (or its cancellation): 202 once stored; the Entitlement
     requests and the seller's confirmation are sent asynchronously."""
 

@@ -9,11 +9,11 @@ from contextlib import closing
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
-from rest_framework.views import APIView
 
 from aanspraak.api.caller import get_caller
 from aanspraak.api.errors import ConsentRequired, NotFound, SchemaError
 from aanspraak.api.schema import error_responses
+from aanspraak.api.views import HubAPIView
 from aanspraak.choices import Scope
 from entitlements.api.schema import EntitlementSerializer
 from entitlements.selectors.deliveryorders import (
@@ -62,7 +62,7 @@ class Primed:
         self.body.close()
 
 
-class DeliveryOrderEntitlementsView(APIView):
+class DeliveryOrderEntitlementsView(HubAPIView):
     required_scopes = (
         Scope.ENTITLEMENT_SELLER,
         Scope.ENTITLEMENT_LICENSOR,
