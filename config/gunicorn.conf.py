@@ -30,6 +30,20 @@ _data_dir = os.environ.get("HUB_DATA_DIR") or Path(__file__).resolve().parent.pa
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(Path(_data_dir) / "prometheus"))
 
 
+def post_worker_init(worker):
+    """The app is loaded: load every view module too (the URLconf), then freeze that heap so
+    the garbage collector's full collections skip it. Unfrozen, each walked it all and stopped
+    every thread of the process for 110-157 ms under load (docs/performance.md, "Garbage
+    collection")."""
+    import gc
+
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 (imports every view)
+    gc.collect()
+    gc.freeze()
+
+
 def child_exit(server, worker):
     """A worker is gone: prometheus_client drops its live gauges' files (its counters stay
     counted)."""

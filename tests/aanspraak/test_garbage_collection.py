@@ -1,6 +1,7 @@
-"""The API's hot paths leave no reference cycle behind: each request is freed by reference
-counting when it ends, not by the garbage collector, whose collections stop every thread of
-a web process (docs/performance.md, P2 change 12).
+"""The garbage collector kept off the hot paths (docs/performance.md, "Garbage collection"):
+the API's requests leave no reference cycle behind, so each is freed by reference counting
+when it ends; the web and worker processes freeze their startup heap, so a full collection
+does not walk it.
 
 The requests go through Django's WSGI handler itself, as gunicorn calls it: the test client
 ties its responses into cycles of its own.
@@ -10,10 +11,15 @@ import asyncio
 import gc
 import io
 import json
+import os
+import runpy
 import uuid
 from collections import Counter
+from pathlib import Path
+from unittest import mock
 
 import pytest
+from django.conf import settings
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
@@ -129,3 +135,26 @@ def test_the_admins_user_is_still_the_sessions_user(registry, django_user_model)
     # run in another thread, outside this test's transaction).
     request._acached_user = staff
     assert asyncio.run(request.auser()) is staff
+
+
+@pytest.fixture
+def unfrozen():
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    yield
+    gc.unfreeze()
+
+
+def test_a_web_process_freezes_its_heap_once_the_app_is_loaded(unfrozen):
+    # The configuration file sets defaults in the environment: keep them out of this process.
+    with mock.patch.dict(os.environ):
+        conf = runpy.run_path(str(Path(settings.BASE_DIR) / "config" / "gunicorn.conf.py"))
+    conf["post_worker_init"](worker=None)
+    assert gc.get_freeze_count() > 10_000
+
+
+def test_a_worker_pool_process_freezes_its_heap_when_it_starts(unfrozen):
+    from celery.signals import worker_process_init
+
+    worker_process_init.send(sender=None)
+    assert gc.get_freeze_count() > 10_000
