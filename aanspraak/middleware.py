@@ -36,8 +36,8 @@ class AuthenticationMiddleware(auth_middleware.AuthenticationMiddleware):
 
     Django's own store on the request a lambda and a partial that hold the request: a
     reference cycle on every request, API calls included, that only the garbage collector
-    frees, in collections that stop every thread of a web process (docs/performance.md, P2
-    change 12). Both are only called while the request is alive.
+    frees, in collections that stop every thread of a web process (docs/performance.md,
+    "Garbage collection"). Both are only called while the request is alive.
     """
 
     def process_request(self, request):

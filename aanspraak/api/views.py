@@ -13,9 +13,9 @@ class HubAPIView(APIView):
     request itself and the view, the view keeps the request and its response, and Django's
     ``View.setup`` stores ``head`` as the view's own bound ``get``. Reference counting cannot
     free a cycle, so every request's objects waited for the garbage collector, whose
-    collections stop every thread of a web process (docs/performance.md, P2 change 12). Once
-    ``dispatch`` has answered none of these edges is used: the body is parsed by then (or
-    never will be) and a response renders from its own context.
+    collections stop every thread of a web process (docs/performance.md, "Garbage
+    collection"). Once ``dispatch`` has answered none of these edges is used: the body is
+    parsed by then (or never will be) and a response renders from its own context.
     """
 
     def dispatch(self, request, *args, **kwargs):
