@@ -21,11 +21,13 @@ def test_a_process_writes_its_collections_per_generation(tmp_path):
     subprocess.run([sys.executable, "-c", program], env=env, check=True, timeout=60)
     (written,) = tmp_path.iterdir()
     assert written.name.split("-")[0].isdigit()  # <pid>-<program>.txt
-    lines = written.read_text().splitlines()
-    gen1 = next(line for line in lines if line.startswith("gen1 "))
-    gen2 = next(line for line in lines if line.startswith("gen2 "))
-    assert "n=3 " in gen1 and "n=1 " in gen2
-    assert "total=" in gen2 and "max=" in gen2 and "median=" in gen2
+    generations = {
+        line.split()[0]: dict(field.split("=") for field in line.split()[1:])
+        for line in written.read_text().splitlines()[1:]
+    }
+    # at least the program's own (start-up may add some)
+    assert int(generations["gen1"]["n"]) >= 3 and int(generations["gen2"]["n"]) >= 1
+    assert set(generations["gen2"]) == {"n", "total", "max", "median"}
 
 
 def test_without_a_directory_it_does_nothing(tmp_path):
