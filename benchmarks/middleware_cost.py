@@ -16,7 +16,6 @@ benchmark's Redis database (``BENCH_BROKER_URL``, as ``make bench``: flushed). N
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -59,7 +58,7 @@ def measure(rounds: int, per_round: int, order_pk: int) -> dict[str, list[float]
     """CPU µs per request of each variant, one figure per round."""
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
-    from django.test import override_settings
+    from django.test import RequestFactory, override_settings
 
     token, body = _confirmation(order_pk)
     full = list(settings.MIDDLEWARE)
@@ -75,22 +74,18 @@ def measure(rounds: int, per_round: int, order_pk: int) -> dict[str, list[float]
 
     def environ() -> dict:
         raw = json.dumps({**body, "entitlementReceiveId": uuid.uuid4().hex}).encode()
-        return {
-            "REQUEST_METHOD": "PUT",
-            "PATH_INFO": "/entitlements/confirmations",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "HTTP_HOST": "127.0.0.1:8000",
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(raw)),
-            "HTTP_AUTHORIZATION": f"Bearer {token}",
-            "REMOTE_ADDR": "127.0.0.1",
-            "wsgi.input": io.BytesIO(raw),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": io.StringIO(),
-        }
+        return (
+            RequestFactory()
+            .generic(
+                "PUT",
+                "/entitlements/confirmations",
+                raw,
+                "application/json",
+                HTTP_AUTHORIZATION=f"Bearer {token}",
+                HTTP_HOST="127.0.0.1:8000",
+            )
+            .environ
+        )
 
     def start_response(status, headers, exc_info=None):
         if not status.startswith("202"):

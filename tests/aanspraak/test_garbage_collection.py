@@ -9,7 +9,6 @@ ties its responses into cycles of its own.
 
 import asyncio
 import gc
-import io
 import json
 import os
 import runpy
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
+from django.test import RequestFactory
 
 from tests.support.confirm_helpers import activation_body, licensor_body, request_to
 from tests.support.factories import make_order
@@ -37,22 +37,12 @@ def entitlement(registry):
 
 def _call(handler: WSGIHandler, method: str, path: str, token: str, body: dict | None = None):
     raw = json.dumps(body).encode() if body is not None else b""
-    environ = {
-        "REQUEST_METHOD": method,
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(raw)),
-        "HTTP_AUTHORIZATION": f"Bearer {token}",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.input": io.BytesIO(raw),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": io.StringIO(),
-    }
+    # Django's own environ for the request; the handler then runs as gunicorn calls it.
+    environ = (
+        RequestFactory()
+        .generic(method, path, raw, "application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+        .environ
+    )
     statuses = []
     answer = handler(environ, lambda status, headers, exc_info=None: statuses.append(status))
     b"".join(answer)
